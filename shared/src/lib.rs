@@ -1,0 +1,15 @@
+//! ibis-shared: what the ibis node and the ibis app have in common.
+//!
+//! - [`document_id`]: automerge-repo document ids and URLs.
+//! - [`protocol`]: the automerge-repo wire protocol v1 (messages and their CBOR codec).
+//! - [`model`]: practices, catalogues, the network directory and events as documents.
+//! - [`sync`]: the sans-IO sync engine that speaks it, shared by node and app.
+
+pub mod document_id;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod model;
+pub mod protocol;
+pub mod sync;
+
+pub use document_id::{AutomergeUrl, DocumentId, DocumentIdError};

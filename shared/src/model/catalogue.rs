@@ -1,0 +1,116 @@
+//! An organization's lists of its practices and events.
+//!
+//! Two documents per organization: the **catalogue** lists what it has published and is
+//! shared with the whole network; the **workspace** lists everything, drafts included, and
+//! never leaves the organization's own node. Entries are document ids in a map, so two
+//! people adding practices at once both keep theirs.
+
+use automerge::Automerge;
+use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile};
+
+use super::{commit_options, genesis, Author, DocumentKind, ModelError, TagSet};
+use crate::DocumentId;
+
+#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate)]
+pub struct Listing {
+    #[autosurgeon(rename = "type")]
+    pub kind: String,
+    pub schema: u64,
+    /// The organization this listing belongs to.
+    #[autosurgeon(missing = "Default::default")]
+    pub organization: String,
+    /// Practice document ids.
+    #[autosurgeon(missing = "Default::default")]
+    pub practices: TagSet,
+    /// Event document ids.
+    #[autosurgeon(missing = "Default::default")]
+    pub events: TagSet,
+}
+
+impl Listing {
+    pub fn load(doc: &Automerge, kind: DocumentKind) -> Result<Self, ModelError> {
+        let listing: Listing = hydrate(doc)?;
+        if listing.kind != kind.type_name() {
+            return Err(ModelError::Shape(format!(
+                "expected an {} document, found `{}`",
+                kind.type_name(),
+                listing.kind
+            )));
+        }
+        Ok(listing)
+    }
+
+    pub fn practice_ids(&self) -> impl Iterator<Item = DocumentId> + '_ {
+        self.practices
+            .iter()
+            .filter_map(|s| DocumentId::parse(s).ok())
+    }
+
+    pub fn event_ids(&self) -> impl Iterator<Item = DocumentId> + '_ {
+        self.events.iter().filter_map(|s| DocumentId::parse(s).ok())
+    }
+}
+
+/// A new, empty catalogue or workspace for an organization. Its first change is the same on
+/// every replica that creates it for the same organization and kind.
+pub fn new_listing(kind: DocumentKind, organization: &str) -> Result<Automerge, ModelError> {
+    let mut seed = kind.type_name().as_bytes().to_vec();
+    seed.extend_from_slice(organization.as_bytes());
+    genesis(
+        &seed,
+        &Listing {
+            kind: kind.type_name().to_owned(),
+            schema: super::SCHEMA_VERSION,
+            organization: organization.to_owned(),
+            practices: TagSet::new(),
+            events: TagSet::new(),
+        },
+    )
+}
+
+/// What a listing entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Practice,
+    Event,
+}
+
+/// Adds or removes a document id in a listing.
+pub fn set_entry(
+    doc: &mut Automerge,
+    kind: DocumentKind,
+    entry: Entry,
+    id: DocumentId,
+    present: bool,
+    author: &Author,
+    now_ms: i64,
+) -> Result<(), ModelError> {
+    let what = match (entry, present) {
+        (Entry::Practice, true) => "listed a practice",
+        (Entry::Practice, false) => "unlisted a practice",
+        (Entry::Event, true) => "listed an event",
+        (Entry::Event, false) => "unlisted an event",
+    };
+    doc.transact_with::<_, _, ModelError, _>(
+        |_| commit_options(author, what, now_ms),
+        |tx| {
+            let mut listing: Listing = hydrate(tx)?;
+            if listing.kind != kind.type_name() {
+                return Err(ModelError::Shape(format!("not an {}", kind.type_name())));
+            }
+            let set = match entry {
+                Entry::Practice => &mut listing.practices,
+                Entry::Event => &mut listing.events,
+            };
+            let key = id.to_string();
+            if present {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+            Ok(reconcile(tx, &listing)?)
+        },
+    )
+    .map(|_| ())
+    .map_err(|f| f.error)
+}

@@ -1,0 +1,145 @@
+//! The facets people filter practices by. Defined once so the app (searching its local
+//! replica) and the node (searching SQLite for its HTTP API) offer the same ones with the
+//! same keys and values.
+
+use super::record::PracticeRecord;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Facet {
+    Theme,
+    Country,
+    City,
+    TargetGroup,
+    GcmObjective,
+    EvidenceLevel,
+    ReviewState,
+}
+
+impl Facet {
+    pub const ALL: [Facet; 7] = [
+        Facet::Theme,
+        Facet::Country,
+        Facet::City,
+        Facet::TargetGroup,
+        Facet::GcmObjective,
+        Facet::EvidenceLevel,
+        Facet::ReviewState,
+    ];
+
+    /// The key in URLs and JSON (`?theme=housing&country=FR`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Facet::Theme => "theme",
+            Facet::Country => "country",
+            Facet::City => "city",
+            Facet::TargetGroup => "target_group",
+            Facet::GcmObjective => "gcm",
+            Facet::EvidenceLevel => "evidence",
+            Facet::ReviewState => "state",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.key() == key)
+    }
+
+    /// The facet's values for one practice (several for tags, one or none otherwise).
+    pub fn values(self, r: &PracticeRecord) -> Vec<String> {
+        let one = |s: &str| {
+            if s.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![s.trim().to_owned()]
+            }
+        };
+        match self {
+            Facet::Theme => r.themes.clone(),
+            Facet::Country => one(&r.country.to_ascii_uppercase()),
+            Facet::City => one(&r.city),
+            Facet::TargetGroup => r.target_groups.clone(),
+            Facet::GcmObjective => r.gcm_objectives.iter().map(u8::to_string).collect(),
+            Facet::EvidenceLevel => one(&r.evidence_level),
+            Facet::ReviewState => one(&r.review_state),
+        }
+    }
+}
+
+/// Words for full-text matching: lower case, accents removed, split on anything that is
+/// not a letter or digit. "São Paulo" and "sao paulo" match alike.
+pub fn words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        match fold(c) {
+            Some(f) => word.push_str(f.as_ref()),
+            None => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// A character folded for matching, or `None` for a separator.
+fn fold(c: char) -> Option<std::borrow::Cow<'static, str>> {
+    use std::borrow::Cow;
+    if !c.is_alphanumeric() {
+        return None;
+    }
+    let base = match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'a',
+        'ç' | 'Ç' => 'c',
+        'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => 'e',
+        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' => 'i',
+        'ñ' | 'Ñ' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => 'u',
+        'ý' | 'ÿ' | 'Ý' => 'y',
+        'œ' | 'Œ' => return Some(Cow::Borrowed("oe")),
+        'æ' | 'Æ' => return Some(Cow::Borrowed("ae")),
+        'ß' => return Some(Cow::Borrowed("ss")),
+        other => {
+            return Some(Cow::Owned(other.to_lowercase().collect()));
+        }
+    };
+    Some(Cow::Owned(base.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_fold_case_and_accents() {
+        assert_eq!(
+            words("São Paulo: Éducation—œuvre!"),
+            vec!["sao", "paulo", "education", "oeuvre"]
+        );
+        assert_eq!(words("  "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn facet_values() {
+        let r = PracticeRecord {
+            themes: vec!["housing".into(), "health".into()],
+            country: "fr".into(),
+            city: " Lyon ".into(),
+            gcm_objectives: vec![16, 17],
+            review_state: "published".into(),
+            ..PracticeRecord::default()
+        };
+        assert_eq!(Facet::Theme.values(&r), vec!["housing", "health"]);
+        assert_eq!(Facet::Country.values(&r), vec!["FR"]);
+        assert_eq!(Facet::City.values(&r), vec!["Lyon"]);
+        assert_eq!(Facet::GcmObjective.values(&r), vec!["16", "17"]);
+        assert!(Facet::EvidenceLevel.values(&r).is_empty());
+        for f in Facet::ALL {
+            assert_eq!(Facet::from_key(f.key()), Some(f));
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The bulk sync with a replica peer: right after the handshake we offer it every document
+//! it may read, `sync_window` at a time, so a reconnect with thousands of documents neither
+//! floods the socket nor loads everything into memory at once. A document is settled when
+//! both sides have said they hold the same heads (or the peer refused it, or it timed out);
+//! each settled document advances the progress the host can show.
+
+use crate::DocumentId;
+
+use super::connection::{PeerHas, SyncSlot};
+use super::document::{Pending, Status};
+use super::output::Notification;
+use super::policy::Policy;
+use super::{ConnectionId, Engine};
+
+impl<P: Policy> Engine<P>
+where
+    P::Principal: PartialEq,
+{
+    pub(super) fn start_bulk_sync(&mut self, conn: ConnectionId) {
+        let documents: Vec<DocumentId> = self.known_documents().collect();
+        // Documents someone here wants but nobody had: ask the new replica too.
+        let missing: Vec<DocumentId> = self
+            .documents
+            .iter()
+            .filter(|(id, d)| {
+                !d.has_content()
+                    && matches!(d.status, Status::Unavailable | Status::Requesting { .. })
+                    && (d.pinned || self.interest.contains_key(id))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        c.bulk.queue = documents.into_iter().collect();
+        c.bulk.total = c.bulk.queue.len();
+        c.bulk.done = 0;
+        let total = c.bulk.total;
+        self.notify(Notification::SyncProgress {
+            conn,
+            done: 0,
+            total,
+        });
+        for id in missing {
+            self.send_request(conn, id);
+            if let Some(d) = self.documents.get_mut(&id) {
+                if matches!(d.status, Status::Unavailable) {
+                    d.status = Status::Requesting {
+                        deadline: self.now + self.config.request_timeout,
+                    };
+                }
+            }
+        }
+        self.pump(conn);
+    }
+
+    /// Offers documents until the window is full.
+    fn pump(&mut self, conn: ConnectionId) {
+        loop {
+            let now = self.now;
+            let window = self.config.sync_window;
+            let Some(c) = self.connections.get_mut(&conn) else {
+                return;
+            };
+            if c.bulk.in_flight.len() >= window {
+                return;
+            }
+            let Some(id) = c.bulk.queue.pop_front() else {
+                return;
+            };
+            c.bulk.in_flight.insert(id, now);
+            if self.ensure_document(id) {
+                if let Some(Status::Loading { pending }) =
+                    self.documents.get_mut(&id).map(|d| &mut d.status)
+                {
+                    pending.push(Pending::Offer { conn });
+                }
+            } else {
+                self.offer(conn, id);
+            }
+        }
+    }
+
+    /// Offers one loaded document to the peer, or settles it at once if there is nothing to
+    /// offer.
+    pub(super) fn offer(&mut self, conn: ConnectionId, id: DocumentId) {
+        let in_flight = self
+            .connections
+            .get(&conn)
+            .is_some_and(|c| c.bulk.in_flight.contains_key(&id));
+        if !in_flight {
+            return;
+        }
+        let already_syncing = self
+            .connections
+            .get(&conn)
+            .is_some_and(|c| c.docs.get(&id).is_some_and(|p| p.has != PeerHas::Unknown));
+        if already_syncing || !self.sync_one(conn, id) {
+            self.settle(conn, id);
+        }
+    }
+
+    /// After a message from the peer: settle the document if both sides now hold the same
+    /// heads.
+    pub(super) fn settle_if_in_sync(&mut self, conn: ConnectionId, id: DocumentId) {
+        let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
+            return;
+        };
+        if !c.bulk.in_flight.contains_key(&id) {
+            return;
+        }
+        let in_sync = match c.docs.get(&id).map(|p| &p.sync) {
+            Some(SyncSlot::Live(state)) => {
+                state.their_heads.as_deref() == Some(entry.doc.get_heads().as_slice())
+            }
+            _ => false,
+        };
+        if in_sync {
+            self.settle(conn, id);
+        }
+    }
+
+    /// Counts a document of the bulk sync as done and offers the next.
+    pub(super) fn settle(&mut self, conn: ConnectionId, id: DocumentId) {
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if c.bulk.in_flight.remove(&id).is_none() {
+            return;
+        }
+        c.bulk.done += 1;
+        let (done, total) = (c.bulk.done, c.bulk.total);
+        self.notify(Notification::SyncProgress { conn, done, total });
+        self.pump(conn);
+    }
+
+    /// Bulk-sync items with no answer for too long are settled so the window moves on.
+    pub(super) fn expire_bulk_items(&mut self) {
+        let cutoff = self.now.saturating_sub(self.config.sync_item_timeout);
+        let expired: Vec<(ConnectionId, DocumentId)> = self
+            .connections
+            .iter()
+            .flat_map(|(cid, c)| {
+                c.bulk
+                    .in_flight
+                    .iter()
+                    .filter(move |(_, since)| **since <= cutoff)
+                    .map(move |(id, _)| (*cid, *id))
+            })
+            .collect();
+        for (conn, id) in expired {
+            self.settle(conn, id);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! One connection's state: where its handshake is, who is on the other end, how far each
+//! shared document is in sync with it, and how fast it is allowed to talk.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use automerge::sync;
+
+use crate::protocol::{PeerId, PeerMetadata};
+use crate::DocumentId;
+
+use super::policy::PeerRole;
+use super::{Direction, Millis};
+
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Incoming: waiting for the peer's `join`.
+    AwaitingJoin { deadline: Millis },
+    /// Outgoing: we sent `join`, waiting for `peer`.
+    AwaitingPeer { deadline: Millis },
+    /// Handshake done.
+    Ready(ReadyPeer),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ReadyPeer {
+    pub peer_id: PeerId,
+    pub metadata: PeerMetadata,
+    pub role: PeerRole,
+}
+
+impl ReadyPeer {
+    /// The storage id under which sync states with this peer are worth keeping.
+    pub fn durable_storage_id(&self) -> Option<&crate::protocol::StorageId> {
+        if self.metadata.is_ephemeral {
+            None
+        } else {
+            self.metadata.storage_id.as_ref()
+        }
+    }
+}
+
+/// Where this peer stands with one document, from our point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum PeerHas {
+    /// Nothing known yet.
+    #[default]
+    Unknown,
+    /// It sent heads: it has the document.
+    Has,
+    /// It asked us for the document (a `request`, or a sync with no heads).
+    Wants,
+    /// It told us it does not have the document (`doc-unavailable`), or we told it.
+    Unavailable,
+}
+
+/// Sync state with a peer for one document. Kept encoded ("parked") while the document is
+/// evicted from memory, which keeps only the shared heads: enough for a cheap resync.
+#[derive(Debug)]
+pub(crate) enum SyncSlot {
+    Live(Box<sync::State>),
+    Parked(Vec<u8>),
+}
+
+#[derive(Debug)]
+pub(crate) struct PeerDoc {
+    pub sync: SyncSlot,
+    pub has: PeerHas,
+    /// We sent this peer a `request` and wait for its answer.
+    pub asked: bool,
+}
+
+/// Token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Millis,
+}
+
+impl RateLimiter {
+    pub fn new(rate: u32, burst: u32, now: Millis) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            last: now,
+        }
+    }
+
+    /// Takes one token; false when the connection is over its rate.
+    pub fn allow(&mut self, now: Millis) -> bool {
+        let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The bulk sync of every document with a replica peer, a window at a time.
+#[derive(Debug, Default)]
+pub(crate) struct BulkSync {
+    pub queue: VecDeque<DocumentId>,
+    /// Documents offered and not yet settled, with the time they were offered.
+    pub in_flight: BTreeMap<DocumentId, Millis>,
+    pub done: usize,
+    pub total: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Connection<Principal> {
+    pub direction: Direction,
+    pub principal: Principal,
+    pub phase: Phase,
+    pub docs: BTreeMap<DocumentId, PeerDoc>,
+    pub rate: RateLimiter,
+    pub bulk: BulkSync,
+}
+
+impl<P> Connection<P> {
+    pub fn new(direction: Direction, principal: P, phase: Phase, rate: RateLimiter) -> Self {
+        Self {
+            direction,
+            principal,
+            phase,
+            docs: BTreeMap::new(),
+            rate,
+            bulk: BulkSync::default(),
+        }
+    }
+
+    pub fn ready(&self) -> Option<&ReadyPeer> {
+        match &self.phase {
+            Phase::Ready(peer) => Some(peer),
+            _ => None,
+        }
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.ready().is_some_and(|p| p.role == PeerRole::Replica)
+    }
+
+    pub fn handshake_deadline(&self) -> Option<Millis> {
+        match self.phase {
+            Phase::AwaitingJoin { deadline } | Phase::AwaitingPeer { deadline } => Some(deadline),
+            Phase::Ready(_) => None,
+        }
+    }
+}

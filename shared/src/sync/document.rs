@@ -1,0 +1,155 @@
+//! One document in memory: its Automerge state, where it is in its life (loading, ready,
+//! being requested from peers, unavailable), and what storage already holds of it.
+
+use std::collections::BTreeMap;
+
+use automerge::{Automerge, ChangeHash};
+
+use crate::protocol::StorageId;
+use crate::DocumentId;
+
+use super::config::EngineConfig;
+use super::output::{StoreOp, StoredDocument};
+use super::{ConnectionId, Millis};
+
+/// Work that waits for a document to finish loading from storage.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// A `sync` or `request` from a peer.
+    Sync {
+        conn: ConnectionId,
+        data: Vec<u8>,
+        is_request: bool,
+    },
+    /// The bulk sync wants to offer the document to this replica peer.
+    Offer { conn: ConnectionId },
+    /// The host asked for the document.
+    Open,
+}
+
+#[derive(Debug)]
+pub(crate) enum Status {
+    /// Waiting for storage; work queues up.
+    Loading { pending: Vec<Pending> },
+    /// In memory. May still be empty (a placeholder that nobody asked peers about yet).
+    Ready,
+    /// Empty; we asked replica peers and wait for their answers until `deadline`.
+    Requesting { deadline: Millis },
+    /// Empty; storage and every peer we asked lack it. Becomes ready if it ever arrives.
+    Unavailable,
+    /// Storage holds data for it that does not load. Left untouched; peers are told it is
+    /// unavailable.
+    Corrupt,
+}
+
+#[derive(Debug)]
+pub(crate) struct Document {
+    pub doc: Automerge,
+    pub status: Status,
+    /// Storage holds chunks for this document.
+    pub persisted: bool,
+    /// The heads storage holds.
+    pub saved_heads: Vec<ChangeHash>,
+    pub snapshot_bytes: usize,
+    pub incremental_bytes: usize,
+    pub incremental_chunks: usize,
+    /// Sync states saved for peers (by their storage id), for when they reconnect.
+    pub saved_sync_states: BTreeMap<StorageId, Vec<u8>>,
+    pub last_used: Millis,
+    /// The host has the document open: keep it in memory.
+    pub pinned: bool,
+}
+
+impl Document {
+    pub fn loading(now: Millis) -> Self {
+        Self {
+            doc: Automerge::new(),
+            status: Status::Loading {
+                pending: Vec::new(),
+            },
+            persisted: false,
+            saved_heads: Vec::new(),
+            snapshot_bytes: 0,
+            incremental_bytes: 0,
+            incremental_chunks: 0,
+            saved_sync_states: BTreeMap::new(),
+            last_used: now,
+            pinned: false,
+        }
+    }
+
+    /// An empty document that storage does not have.
+    pub fn empty(now: Millis) -> Self {
+        Self {
+            status: Status::Ready,
+            ..Self::loading(now)
+        }
+    }
+
+    /// Fills a loading entry from what storage returned.
+    pub fn load_stored(&mut self, stored: StoredDocument) -> Result<(), automerge::AutomergeError> {
+        let total: usize = stored.chunks.iter().map(Vec::len).sum();
+        let mut bytes = Vec::with_capacity(total);
+        for chunk in &stored.chunks {
+            bytes.extend_from_slice(chunk);
+        }
+        self.doc = Automerge::load(&bytes)?;
+        self.persisted = !stored.chunks.is_empty();
+        self.saved_heads = self.doc.get_heads();
+        self.snapshot_bytes = stored.chunks.first().map_or(0, Vec::len);
+        self.incremental_bytes = total - self.snapshot_bytes;
+        self.incremental_chunks = stored.chunks.len().saturating_sub(1);
+        self.saved_sync_states = stored.sync_states.into_iter().collect();
+        Ok(())
+    }
+
+    pub fn has_content(&self) -> bool {
+        !self.doc.get_heads().is_empty()
+    }
+
+    pub fn is_loading(&self) -> bool {
+        matches!(self.status, Status::Loading { .. })
+    }
+
+    /// The write that brings storage up to date with memory, if any: an incremental chunk,
+    /// or a snapshot replacing everything once the increments outgrow the last snapshot
+    /// (so each byte is rewritten a bounded number of times, not after every few edits).
+    pub fn persist(&mut self, id: DocumentId, config: &EngineConfig) -> Option<StoreOp> {
+        let heads = self.doc.get_heads();
+        if heads == self.saved_heads || heads.is_empty() {
+            return None;
+        }
+        let op = if self.persisted {
+            let chunk = self.doc.save_after(&self.saved_heads);
+            let incremental = self.incremental_bytes + chunk.len();
+            let compact = incremental > self.snapshot_bytes.max(config.compact_min_bytes)
+                || self.incremental_chunks + 1 > config.compact_after_chunks;
+            if compact {
+                self.snapshot(id)
+            } else {
+                self.incremental_bytes = incremental;
+                self.incremental_chunks += 1;
+                StoreOp::AppendChanges {
+                    document: id,
+                    chunk,
+                }
+            }
+        } else {
+            self.snapshot(id)
+        };
+        self.persisted = true;
+        self.saved_heads = heads;
+        Some(op)
+    }
+
+    fn snapshot(&mut self, id: DocumentId) -> StoreOp {
+        let snapshot = self.doc.save();
+        self.snapshot_bytes = snapshot.len();
+        self.incremental_bytes = 0;
+        self.incremental_chunks = 0;
+        StoreOp::ReplaceWithSnapshot {
+            document: id,
+            snapshot,
+        }
+    }
+}

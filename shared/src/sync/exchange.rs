@@ -1,0 +1,360 @@
+//! `sync` and `request`: applying a peer's changes (after the policy's check), persisting
+//! them before anyone hears of them, and sending every peer that shares the document what it
+//! lacks.
+
+use automerge::sync::{self, SyncDoc};
+
+use crate::protocol::Message;
+use crate::DocumentId;
+
+use super::connection::{PeerDoc, PeerHas, SyncSlot};
+use super::document::{Pending, Status};
+use super::output::{ChangeOrigin, Notification, Output, StoreOp};
+use super::policy::Policy;
+use super::{ConnectionId, Engine};
+
+impl<P: Policy> Engine<P>
+where
+    P::Principal: PartialEq,
+{
+    pub(super) fn on_sync(
+        &mut self,
+        conn: ConnectionId,
+        id: DocumentId,
+        data: Vec<u8>,
+        is_request: bool,
+    ) {
+        // Validate before anything else, so a malformed message costs no storage work.
+        let message = match sync::Message::decode(&data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail(conn, format!("invalid sync message for {id}: {e}"));
+                return;
+            }
+        };
+        if self.ensure_document(id) {
+            if let Some(Status::Loading { pending }) =
+                self.documents.get_mut(&id).map(|d| &mut d.status)
+            {
+                pending.push(Pending::Sync {
+                    conn,
+                    data,
+                    is_request,
+                });
+            }
+            return;
+        }
+        let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
+            return;
+        };
+        if matches!(entry.status, Status::Corrupt)
+            || (entry.has_content() && !self.policy.may_read(&c.principal, &id, &entry.doc))
+        {
+            self.refuse(conn, id);
+            return;
+        }
+        let check = !message.changes.is_empty() && self.policy.needs_write_check(&c.principal, &id);
+        let their_heads_empty = message.heads.is_empty();
+
+        self.peer_doc(conn, id);
+        let (before, outcome) = {
+            let (Some(c), Some(entry)) =
+                (self.connections.get_mut(&conn), self.documents.get_mut(&id))
+            else {
+                return;
+            };
+            let Some(peer) = c.docs.get_mut(&id) else {
+                return;
+            };
+            let SyncSlot::Live(state) = &mut peer.sync else {
+                return;
+            };
+            peer.asked = false;
+            if is_request || their_heads_empty {
+                if peer.has != PeerHas::Has {
+                    peer.has = PeerHas::Wants;
+                }
+            } else {
+                peer.has = PeerHas::Has;
+            }
+            let before = entry.doc.get_heads();
+            let outcome = if check {
+                // Apply to a scratch copy; keep it only if the policy accepts the result.
+                let mut scratch = entry.doc.clone();
+                let mut scratch_state = state.as_ref().clone();
+                match scratch.receive_sync_message(&mut scratch_state, message) {
+                    Err(e) => Outcome::Invalid(e.to_string()),
+                    Ok(()) => match self
+                        .policy
+                        .check_write(&c.principal, &id, &entry.doc, &scratch)
+                    {
+                        Ok(()) => {
+                            entry.doc = scratch;
+                            **state = scratch_state;
+                            Outcome::Applied
+                        }
+                        Err(reason) => Outcome::Rejected(reason),
+                    },
+                }
+            } else {
+                match entry.doc.receive_sync_message(state, message) {
+                    Ok(()) => Outcome::Applied,
+                    Err(e) => Outcome::Invalid(e.to_string()),
+                }
+            };
+            (before, outcome)
+        };
+        match outcome {
+            Outcome::Applied => {}
+            Outcome::Invalid(e) => {
+                self.fail(
+                    conn,
+                    format!("automerge rejected the sync message for {id}: {e}"),
+                );
+                return;
+            }
+            Outcome::Rejected(reason) => {
+                // Nothing of the change is kept or relayed; the sender hears why and stays
+                // connected.
+                self.stats.changes_rejected += 1;
+                self.send(
+                    conn,
+                    &Message::Error {
+                        sender_id: Some(self.config.peer_id.clone()),
+                        message: format!("change to {id} rejected: {reason}"),
+                    },
+                );
+                self.notify(Notification::ChangeRejected {
+                    conn,
+                    document: id,
+                    reason,
+                });
+                return;
+            }
+        }
+        let Some(entry) = self.documents.get_mut(&id) else {
+            return;
+        };
+        entry.last_used = self.now;
+        let now_has_content = entry.has_content();
+        if entry.doc.get_heads() != before {
+            self.document_changed(id, ChangeOrigin::Remote(conn), before.is_empty());
+        } else {
+            self.sync_one(conn, id);
+        }
+        if !now_has_content {
+            self.want_document(id, Some(conn));
+        }
+        self.settle_if_in_sync(conn, id);
+    }
+
+    /// Tells a peer it may not have a document (or that ours cannot be read).
+    pub(super) fn refuse(&mut self, conn: ConnectionId, id: DocumentId) {
+        let Some(target_id) = self.peer_id_of(conn) else {
+            return;
+        };
+        self.send(
+            conn,
+            &Message::DocUnavailable {
+                sender_id: self.config.peer_id.clone(),
+                target_id,
+                document_id: id,
+            },
+        );
+        if let Some(peer) = self
+            .connections
+            .get_mut(&conn)
+            .and_then(|c| c.docs.get_mut(&id))
+        {
+            peer.has = PeerHas::Unavailable;
+        }
+        self.settle(conn, id);
+    }
+
+    pub(super) fn peer_id_of(&self, conn: ConnectionId) -> Option<crate::protocol::PeerId> {
+        self.connections
+            .get(&conn)
+            .and_then(|c| c.ready())
+            .map(|p| p.peer_id.clone())
+    }
+
+    /// Makes sure the connection has a live sync state for the (loaded) document, starting
+    /// from the state saved for this peer's storage id if there is one, and records the
+    /// connection's interest in the document.
+    pub(super) fn peer_doc(&mut self, conn: ConnectionId, id: DocumentId) {
+        let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
+        else {
+            return;
+        };
+        let saved = c
+            .ready()
+            .and_then(|p| p.durable_storage_id())
+            .and_then(|s| entry.saved_sync_states.get(s));
+        let peer = c.docs.entry(id).or_insert_with(|| PeerDoc {
+            sync: SyncSlot::Parked(saved.cloned().unwrap_or_default()),
+            has: PeerHas::Unknown,
+            asked: false,
+        });
+        if let SyncSlot::Parked(bytes) = &peer.sync {
+            let state = if bytes.is_empty() {
+                sync::State::new()
+            } else {
+                sync::State::decode(bytes).unwrap_or_else(|e| {
+                    tracing::warn!(document = %id, error = %e, "saved sync state unreadable; starting afresh");
+                    sync::State::new()
+                })
+            };
+            peer.sync = SyncSlot::Live(Box::new(state));
+        }
+        self.interest.entry(id).or_default().insert(conn);
+    }
+
+    /// Sends the peer a sync message for the document if there is anything to say. True
+    /// when something was sent.
+    pub(super) fn sync_one(&mut self, conn: ConnectionId, id: DocumentId) -> bool {
+        let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
+            return false;
+        };
+        let Some(target_id) = c.ready().map(|p| p.peer_id.clone()) else {
+            return false;
+        };
+        if matches!(entry.status, Status::Loading { .. } | Status::Corrupt) {
+            return false;
+        }
+        if entry.has_content() {
+            if !self.policy.may_read(&c.principal, &id, &entry.doc) {
+                return false;
+            }
+        } else {
+            // Two empty replicas have nothing to tell each other; only answer a peer that
+            // has the document, so it sends it.
+            let peer_has = c.docs.get(&id).map(|p| p.has);
+            if peer_has != Some(PeerHas::Has) {
+                return false;
+            }
+        }
+        self.peer_doc(conn, id);
+        let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
+        else {
+            return false;
+        };
+        let Some(PeerDoc {
+            sync: SyncSlot::Live(state),
+            ..
+        }) = c.docs.get_mut(&id)
+        else {
+            return false;
+        };
+        let Some(message) = entry.doc.generate_sync_message(state) else {
+            return false;
+        };
+        let message = Message::Sync {
+            sender_id: self.config.peer_id.clone(),
+            target_id,
+            document_id: id,
+            data: message.encode(),
+        };
+        self.send(conn, &message);
+        true
+    }
+
+    /// A document's content changed: persist it first, tell the host, then bring every
+    /// sharing peer up to date. `first_content` is true when it was empty before.
+    pub(super) fn document_changed(
+        &mut self,
+        id: DocumentId,
+        origin: ChangeOrigin,
+        first_content: bool,
+    ) {
+        let Some(entry) = self.documents.get_mut(&id) else {
+            return;
+        };
+        if let Some(op) = entry.persist(id, &self.config) {
+            self.stored.insert(id);
+            self.outputs.push_back(Output::Store(op));
+        }
+        if !matches!(entry.status, Status::Ready) {
+            entry.status = Status::Ready;
+        }
+        if first_content {
+            self.notify(Notification::DocumentReady { document: id });
+        }
+        self.notify(Notification::DocumentChanged {
+            document: id,
+            origin,
+        });
+        let mut targets: Vec<ConnectionId> = self
+            .interest
+            .get(&id)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        for (cid, c) in &self.connections {
+            if c.is_replica() && !targets.contains(cid) {
+                targets.push(*cid);
+            }
+        }
+        targets.sort();
+        for conn in targets {
+            self.sync_one(conn, id);
+        }
+    }
+
+    /// Forgets a connection: saves its sync states for its next visit, drops its interest,
+    /// and counts it as an answer to any request waiting on it.
+    pub(super) fn remove_connection(&mut self, conn: ConnectionId) {
+        let Some(c) = self.connections.remove(&conn) else {
+            return;
+        };
+        let storage_id = c.ready().and_then(|p| p.durable_storage_id()).cloned();
+        let was_ready = c.ready().is_some();
+        let mut waiting_on_it = Vec::new();
+        for (id, peer) in c.docs {
+            if let Some(set) = self.interest.get_mut(&id) {
+                set.remove(&conn);
+                if set.is_empty() {
+                    self.interest.remove(&id);
+                }
+            }
+            if peer.asked {
+                waiting_on_it.push(id);
+            }
+            let Some(storage_id) = &storage_id else {
+                continue;
+            };
+            let state = match peer.sync {
+                SyncSlot::Live(state) if !state.shared_heads.is_empty() => state.encode(),
+                SyncSlot::Parked(bytes) if !bytes.is_empty() => bytes,
+                _ => continue,
+            };
+            if let Some(entry) = self.documents.get_mut(&id) {
+                if entry.saved_sync_states.get(storage_id) == Some(&state) {
+                    continue;
+                }
+                entry
+                    .saved_sync_states
+                    .insert(storage_id.clone(), state.clone());
+            }
+            self.outputs
+                .push_back(Output::Store(StoreOp::SaveSyncState {
+                    document: id,
+                    peer: storage_id.clone(),
+                    state,
+                }));
+        }
+        if was_ready {
+            self.notify(Notification::PeerDisconnected { conn });
+        }
+        for id in waiting_on_it {
+            self.check_request(id);
+        }
+    }
+}
+
+/// What became of a peer's sync message.
+enum Outcome {
+    Applied,
+    /// The policy refused the resulting document.
+    Rejected(String),
+    /// Automerge could not apply it.
+    Invalid(String),
+}

@@ -1,0 +1,253 @@
+//! The `join` / `peer` handshake, and the dispatch of frames by connection phase.
+
+use crate::protocol::{self, Message, PeerId, PeerMetadata, PROTOCOL_V1};
+
+use super::connection::{Connection, Phase, RateLimiter, ReadyPeer};
+use super::policy::{PeerRole, Policy};
+use super::{ConnectionId, Direction, Engine, Notification};
+
+impl<P: Policy> Engine<P>
+where
+    P::Principal: PartialEq,
+{
+    pub(super) fn on_connected(
+        &mut self,
+        conn: ConnectionId,
+        direction: Direction,
+        principal: P::Principal,
+    ) {
+        let deadline = self.now + self.config.handshake_timeout;
+        let phase = match direction {
+            Direction::Incoming => Phase::AwaitingJoin { deadline },
+            Direction::Outgoing => Phase::AwaitingPeer { deadline },
+        };
+        let rate = RateLimiter::new(
+            self.config.max_messages_per_second,
+            self.config.message_burst,
+            self.now,
+        );
+        self.connections
+            .insert(conn, Connection::new(direction, principal, phase, rate));
+        if direction == Direction::Outgoing {
+            let join = Message::Join {
+                sender_id: self.our_id(),
+                supported_protocol_versions: vec![PROTOCOL_V1.to_owned()],
+                peer_metadata: Some(self.our_metadata()),
+            };
+            self.send(conn, &join);
+        }
+    }
+
+    fn our_metadata(&self) -> PeerMetadata {
+        PeerMetadata {
+            storage_id: self.config.storage_id.clone(),
+            is_ephemeral: self.config.is_ephemeral,
+        }
+    }
+
+    pub(super) fn on_frame(&mut self, conn: ConnectionId, frame: &[u8]) {
+        let limits = self.config.limits;
+        let now = self.now;
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += frame.len() as u64;
+        if !c.rate.allow(now) {
+            self.fail(conn, "message rate limit exceeded".into());
+            return;
+        }
+        let message = match protocol::decode(frame, &limits) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail(conn, format!("invalid message: {e}"));
+                return;
+            }
+        };
+        self.dispatch(conn, message);
+    }
+
+    /// Routes a decoded message by the connection's phase.
+    pub(super) fn dispatch(&mut self, conn: ConnectionId, message: Message) {
+        let Some(c) = self.connections.get(&conn) else {
+            return;
+        };
+        match (&c.phase, message) {
+            (
+                Phase::AwaitingJoin { .. },
+                Message::Join {
+                    sender_id,
+                    supported_protocol_versions,
+                    peer_metadata,
+                },
+            ) => self.on_join(
+                conn,
+                sender_id,
+                &supported_protocol_versions,
+                peer_metadata.unwrap_or_default(),
+            ),
+            (
+                Phase::AwaitingPeer { .. },
+                Message::Peer {
+                    sender_id,
+                    selected_protocol_version,
+                    peer_metadata,
+                    ..
+                },
+            ) => {
+                if selected_protocol_version != PROTOCOL_V1 {
+                    self.fail(
+                        conn,
+                        format!("unsupported protocol version {selected_protocol_version}"),
+                    );
+                    return;
+                }
+                self.admit(conn, sender_id, peer_metadata.unwrap_or_default());
+            }
+            (Phase::AwaitingPeer { .. }, Message::Error { message, .. }) => {
+                self.close_connection(conn, format!("peer refused the connection: {message}"));
+            }
+            (Phase::AwaitingJoin { .. } | Phase::AwaitingPeer { .. }, other) => {
+                let expected = if c.direction == Direction::Incoming {
+                    "join"
+                } else {
+                    "peer"
+                };
+                self.fail(
+                    conn,
+                    format!(
+                        "expected `{expected}` before any other message, got `{}`",
+                        other.type_name()
+                    ),
+                );
+            }
+            (Phase::Ready(_), message) => self.on_ready_message(conn, message),
+        }
+    }
+
+    fn on_ready_message(&mut self, conn: ConnectionId, message: Message) {
+        match message {
+            Message::Join { .. } | Message::Peer { .. } => {
+                self.fail(
+                    conn,
+                    format!("unexpected `{}` after the handshake", message.type_name()),
+                );
+            }
+            Message::Sync {
+                document_id, data, ..
+            } => {
+                self.stats.sync_messages_in += 1;
+                self.on_sync(conn, document_id, data, false);
+            }
+            Message::Request {
+                document_id, data, ..
+            } => {
+                self.stats.sync_messages_in += 1;
+                self.on_sync(conn, document_id, data, true);
+            }
+            Message::DocUnavailable { document_id, .. } => {
+                self.on_doc_unavailable(conn, document_id)
+            }
+            message @ Message::Ephemeral { .. } => self.on_ephemeral(conn, message),
+            // An error is the peer's complaint (a rejected change, or the reason it is about
+            // to hang up). The peer closes the connection itself if it means to.
+            Message::Error { message, .. } => {
+                self.notify(Notification::PeerError { conn, message });
+            }
+            Message::Leave { .. } => self.close_connection(conn, "peer left".into()),
+            Message::Gossip { .. } => {}
+        }
+    }
+
+    fn on_join(
+        &mut self,
+        conn: ConnectionId,
+        sender_id: PeerId,
+        versions: &[String],
+        metadata: PeerMetadata,
+    ) {
+        if !versions.iter().any(|v| v == PROTOCOL_V1) {
+            self.fail(conn, "unsupported protocol version".into());
+            return;
+        }
+        if !self.admit(conn, sender_id.clone(), metadata) {
+            return;
+        }
+        let peer = Message::Peer {
+            sender_id: self.our_id(),
+            target_id: sender_id,
+            selected_protocol_version: PROTOCOL_V1.to_owned(),
+            peer_metadata: Some(self.our_metadata()),
+        };
+        self.send(conn, &peer);
+        self.after_handshake(conn);
+    }
+
+    /// Checks the peer against the policy and against other connections, and marks the
+    /// connection ready. False when the peer was refused (and disconnected).
+    fn admit(&mut self, conn: ConnectionId, peer_id: PeerId, metadata: PeerMetadata) -> bool {
+        let Some(c) = self.connections.get(&conn) else {
+            return false;
+        };
+        let role = match self
+            .policy
+            .admit(&c.principal, c.direction, &peer_id, &metadata)
+        {
+            Ok(role) => role,
+            Err(reason) => {
+                self.fail(conn, format!("not admitted: {reason}"));
+                return false;
+            }
+        };
+        // The same peer id on another connection: a reconnect from the same principal
+        // replaces the old connection; anyone else claiming that id is refused.
+        let existing = self.connections.iter().find_map(|(id, other)| {
+            (*id != conn && other.ready().is_some_and(|p| p.peer_id == peer_id))
+                .then(|| (*id, other.principal == c.principal))
+        });
+        match existing {
+            Some((old, true)) => self.close_connection(
+                old,
+                "replaced by a new connection from the same peer".into(),
+            ),
+            Some((_, false)) => {
+                self.fail(conn, format!("peer id {peer_id} is already connected"));
+                return false;
+            }
+            None => {}
+        }
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.phase = Phase::Ready(ReadyPeer {
+                peer_id: peer_id.clone(),
+                metadata: metadata.clone(),
+                role,
+            });
+        }
+        self.notify(Notification::PeerConnected {
+            conn,
+            peer_id,
+            metadata,
+        });
+        // Outgoing connections are ready when `peer` arrives; incoming ones once our `peer`
+        // reply is queued (see on_join).
+        let outgoing = self
+            .connections
+            .get(&conn)
+            .is_some_and(|c| c.direction == Direction::Outgoing);
+        if outgoing {
+            self.after_handshake(conn);
+        }
+        true
+    }
+
+    fn after_handshake(&mut self, conn: ConnectionId) {
+        let replica = self
+            .connections
+            .get(&conn)
+            .and_then(|c| c.ready())
+            .is_some_and(|p| p.role == PeerRole::Replica);
+        if replica {
+            self.start_bulk_sync(conn);
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The sync engine: automerge-repo protocol v1, sans-IO.
+//!
+//! The engine owns the documents in memory and the protocol state of every connection. It
+//! never touches a socket, a clock, a file or a thread: the host feeds it [`Input`]s (a
+//! connection opened, a frame arrived, storage answered, time passed) and carries out the
+//! [`Output`]s it produces (send a frame, close a connection, store or load something, tell
+//! the application). Given the same inputs it produces the same outputs, so tests can replay
+//! any schedule. The ibis node (tokio + SQLite) and the ibis app (browser WebSocket +
+//! IndexedDB) are two thin hosts around this one engine.
+//!
+//! Code map:
+//! - [`config`]: limits, windows and timeouts.
+//! - [`output`]: what the host is asked to do, and the ordering rule it must keep.
+//! - [`policy`]: who may read and write what (the host's rules).
+//! - `handshake`: `join` / `peer`.
+//! - `exchange`: `sync` / `request`, applying changes, fanning them out, persisting them.
+//! - `relay`: finding missing documents through other peers; `doc-unavailable`; ephemeral
+//!   messages.
+//! - `bulk`: offering every document to a replica peer, a window at a time, with progress.
+//! - `upkeep`: timers (handshake, requests, bulk items) and eviction of idle documents.
+
+mod bulk;
+pub mod config;
+mod connection;
+mod document;
+mod exchange;
+mod handshake;
+pub mod output;
+pub mod policy;
+mod relay;
+mod upkeep;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::Automerge;
+
+use crate::protocol::{self, Message, PeerId};
+use crate::DocumentId;
+
+pub use config::EngineConfig;
+pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
+pub use policy::{OpenPolicy, PeerRole, Policy};
+
+use connection::Connection;
+use document::{Document, Pending, Status};
+
+/// Milliseconds on the host's clock. The engine only compares and adds them.
+pub type Millis = u64;
+
+/// The host's handle for one connection. Never reused by a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We dialed: we send `join`.
+    Outgoing,
+    /// They dialed: we wait for `join`.
+    Incoming,
+}
+
+/// Something that happened outside the engine.
+#[derive(Debug)]
+pub enum Input<Principal> {
+    /// A connection is open. `principal` is whoever the host authenticated it as.
+    Connected {
+        conn: ConnectionId,
+        direction: Direction,
+        principal: Principal,
+    },
+    /// A binary frame arrived.
+    Frame { conn: ConnectionId, frame: Vec<u8> },
+    /// A text frame arrived (always a protocol error).
+    TextFrame { conn: ConnectionId },
+    /// The connection is gone.
+    Disconnected { conn: ConnectionId },
+    /// Storage answered an [`Output::Load`]: `Ok(None)` when it has nothing for the
+    /// document, `Err` when what it has could not be read.
+    Loaded {
+        document: DocumentId,
+        result: Result<Option<StoredDocument>, String>,
+    },
+    /// Time passed; run timers.
+    Tick,
+}
+
+/// Errors of the host-facing document API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("document {0} is not loaded; open it first")]
+    NotLoaded(DocumentId),
+    #[error("stored data for document {0} is corrupt")]
+    Corrupt(DocumentId),
+    #[error("automerge rejected the document: {0}")]
+    Automerge(String),
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub sync_messages_in: u64,
+    pub sync_messages_out: u64,
+    pub changes_rejected: u64,
+    pub protocol_violations: u64,
+    pub documents_loaded: u64,
+    pub documents_evicted: u64,
+}
+
+/// A snapshot of the engine's size, for metrics and health.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineGauges {
+    pub connections: usize,
+    pub ready_peers: usize,
+    pub documents_in_memory: usize,
+    pub documents_known: usize,
+}
+
+pub struct Engine<P: Policy> {
+    config: EngineConfig,
+    policy: P,
+    now: Millis,
+    connections: BTreeMap<ConnectionId, Connection<P::Principal>>,
+    documents: BTreeMap<DocumentId, Document>,
+    /// Every document storage holds (the host tells us at start; we add what we store).
+    stored: BTreeSet<DocumentId>,
+    /// Connections that share each document (synced it, asked for it), kept while the
+    /// document itself is evicted so changes still reach them.
+    interest: BTreeMap<DocumentId, BTreeSet<ConnectionId>>,
+    /// Highest ephemeral `count` seen per (sender, session), and when.
+    ephemeral_seen: BTreeMap<(PeerId, String), (u64, Millis)>,
+    ephemeral_count: u64,
+    outputs: VecDeque<Output>,
+    stats: EngineStats,
+}
+
+impl<P: Policy> Engine<P>
+where
+    P::Principal: PartialEq,
+{
+    /// A new engine. `stored` lists the documents storage already holds.
+    pub fn new(
+        config: EngineConfig,
+        policy: P,
+        stored: impl IntoIterator<Item = DocumentId>,
+        now: Millis,
+    ) -> Self {
+        Self {
+            config,
+            policy,
+            now,
+            connections: BTreeMap::new(),
+            documents: BTreeMap::new(),
+            stored: stored.into_iter().collect(),
+            interest: BTreeMap::new(),
+            ephemeral_seen: BTreeMap::new(),
+            ephemeral_count: 0,
+            outputs: VecDeque::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Feeds one input. Outputs queue up until [`Engine::poll_output`].
+    pub fn handle(&mut self, now: Millis, input: Input<P::Principal>) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Connected {
+                conn,
+                direction,
+                principal,
+            } => self.on_connected(conn, direction, principal),
+            Input::Frame { conn, frame } => self.on_frame(conn, &frame),
+            Input::TextFrame { conn } => {
+                if self.connections.contains_key(&conn) {
+                    self.fail(conn, "text frames are not part of the protocol".into());
+                }
+            }
+            Input::Disconnected { conn } => self.remove_connection(conn),
+            Input::Loaded { document, result } => self.on_loaded(document, result),
+            Input::Tick => self.on_tick(),
+        }
+    }
+
+    /// The next thing the host must do, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Everything queued, in order.
+    pub fn drain_outputs(&mut self) -> std::collections::vec_deque::Drain<'_, Output> {
+        self.outputs.drain(..)
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn gauges(&self) -> EngineGauges {
+        EngineGauges {
+            connections: self.connections.len(),
+            ready_peers: self
+                .connections
+                .values()
+                .filter(|c| c.ready().is_some())
+                .count(),
+            documents_in_memory: self.documents.len(),
+            documents_known: self.known_documents().count(),
+        }
+    }
+
+    /// The peers that completed the handshake, by connection.
+    pub fn peers(&self) -> impl Iterator<Item = (ConnectionId, &PeerId)> {
+        self.connections
+            .iter()
+            .filter_map(|(id, c)| c.ready().map(|p| (*id, &p.peer_id)))
+    }
+
+    /// Every document with content, in storage or in memory.
+    pub fn known_documents(&self) -> impl Iterator<Item = DocumentId> + '_ {
+        let in_memory_only = self
+            .documents
+            .iter()
+            .filter(|(id, d)| !self.stored.contains(id) && d.has_content())
+            .map(|(id, _)| *id);
+        self.stored.iter().copied().chain(in_memory_only)
+    }
+
+    /// True when the document is in memory and every connected peer sharing it has told us
+    /// it holds exactly our heads (so what we have is safe with them).
+    pub fn in_sync_with_peers(&self, id: &DocumentId) -> bool {
+        let Some(entry) = self.documents.get(id) else {
+            return false;
+        };
+        let heads = entry.doc.get_heads();
+        let mut shared = false;
+        for conn in self.interest.get(id).into_iter().flatten() {
+            let Some(c) = self.connections.get(conn) else {
+                continue;
+            };
+            if c.ready().is_none() {
+                continue;
+            }
+            shared = true;
+            let their = match c.docs.get(id).map(|p| &p.sync) {
+                Some(connection::SyncSlot::Live(state)) => state.their_heads.as_deref(),
+                _ => None,
+            };
+            if their != Some(heads.as_slice()) {
+                return false;
+            }
+        }
+        shared
+    }
+
+    /// The document, if it is in memory and has content.
+    pub fn document(&self, id: &DocumentId) -> Option<&Automerge> {
+        self.documents
+            .get(id)
+            .filter(|d| !d.is_loading() && d.has_content())
+            .map(|d| &d.doc)
+    }
+
+    /// Loads a document (from storage, or else from replica peers) and keeps it in memory
+    /// until [`Engine::close`]. The host hears [`Notification::DocumentReady`] or
+    /// [`Notification::DocumentUnavailable`].
+    pub fn open(&mut self, now: Millis, id: DocumentId) {
+        self.now = self.now.max(now);
+        let loading = self.ensure_document(id);
+        if let Some(entry) = self.documents.get_mut(&id) {
+            entry.pinned = true;
+            entry.last_used = self.now;
+            if loading {
+                if let Status::Loading { pending } = &mut entry.status {
+                    pending.push(Pending::Open);
+                }
+                return;
+            }
+        }
+        self.after_open(id);
+    }
+
+    /// The host no longer needs the document in memory.
+    pub fn close(&mut self, id: &DocumentId) {
+        if let Some(entry) = self.documents.get_mut(id) {
+            entry.pinned = false;
+        }
+    }
+
+    /// Adds a document made by the host (merging it into ours if we have one), stores it and
+    /// offers it to replica peers.
+    pub fn insert(
+        &mut self,
+        now: Millis,
+        id: DocumentId,
+        mut doc: Automerge,
+    ) -> Result<(), EngineError> {
+        self.change(now, id, |ours| {
+            ours.merge(&mut doc)
+                .map(|_| ())
+                .map_err(|e| EngineError::Automerge(e.to_string()))
+        })?
+    }
+
+    /// Changes a document in memory (creating it if nobody has it), then stores the change
+    /// and sends it to every peer that shares the document.
+    pub fn change<R>(
+        &mut self,
+        now: Millis,
+        id: DocumentId,
+        f: impl FnOnce(&mut Automerge) -> R,
+    ) -> Result<R, EngineError> {
+        self.now = self.now.max(now);
+        if !self.documents.contains_key(&id) {
+            if self.stored.contains(&id) {
+                return Err(EngineError::NotLoaded(id));
+            }
+            self.documents.insert(id, Document::empty(self.now));
+        }
+        let Some(entry) = self.documents.get_mut(&id) else {
+            return Err(EngineError::NotLoaded(id));
+        };
+        match entry.status {
+            Status::Loading { .. } => return Err(EngineError::NotLoaded(id)),
+            Status::Corrupt => return Err(EngineError::Corrupt(id)),
+            _ => {}
+        }
+        let before = entry.doc.get_heads();
+        let result = f(&mut entry.doc);
+        entry.last_used = self.now;
+        if entry.doc.get_heads() != before {
+            self.document_changed(id, ChangeOrigin::Local, before.is_empty());
+        }
+        Ok(result)
+    }
+
+    // ---- helpers shared by the submodules ----
+
+    /// Encodes and queues a message on a connection.
+    fn send(&mut self, conn: ConnectionId, message: &Message) {
+        let frame = protocol::encode(message);
+        self.stats.frames_out += 1;
+        self.stats.bytes_out += frame.len() as u64;
+        if matches!(message, Message::Sync { .. } | Message::Request { .. }) {
+            self.stats.sync_messages_out += 1;
+        }
+        self.outputs.push_back(Output::Send { conn, frame });
+    }
+
+    fn notify(&mut self, notification: Notification) {
+        self.outputs.push_back(Output::Notify(notification));
+    }
+
+    fn our_id(&self) -> PeerId {
+        self.config.peer_id.clone()
+    }
+
+    /// The peer broke the protocol: tell it why, close the connection, forget it. Other
+    /// connections and documents are untouched.
+    fn fail(&mut self, conn: ConnectionId, reason: String) {
+        tracing::debug!(?conn, %reason, "protocol violation");
+        self.stats.protocol_violations += 1;
+        self.send(
+            conn,
+            &Message::Error {
+                sender_id: Some(self.our_id()),
+                message: reason.clone(),
+            },
+        );
+        self.notify(Notification::ProtocolViolation {
+            conn,
+            reason: reason.clone(),
+        });
+        self.outputs.push_back(Output::Close { conn, reason });
+        self.remove_connection(conn);
+    }
+
+    /// Closes a connection without blaming the peer.
+    fn close_connection(&mut self, conn: ConnectionId, reason: String) {
+        self.outputs.push_back(Output::Close { conn, reason });
+        self.remove_connection(conn);
+    }
+
+    /// Makes sure the document has an entry; true when it is still loading from storage.
+    fn ensure_document(&mut self, id: DocumentId) -> bool {
+        if let Some(entry) = self.documents.get_mut(&id) {
+            entry.last_used = self.now;
+            return entry.is_loading();
+        }
+        if self.stored.contains(&id) {
+            self.documents.insert(id, Document::loading(self.now));
+            self.outputs.push_back(Output::Load { document: id });
+            true
+        } else {
+            self.documents.insert(id, Document::empty(self.now));
+            false
+        }
+    }
+
+    fn on_loaded(&mut self, id: DocumentId, result: Result<Option<StoredDocument>, String>) {
+        let Some(entry) = self.documents.get_mut(&id) else {
+            return;
+        };
+        let Status::Loading { pending } = &mut entry.status else {
+            return;
+        };
+        let pending = std::mem::take(pending);
+        let outcome = match result {
+            Ok(Some(stored)) => entry.load_stored(stored).map_err(|e| e.to_string()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                entry.status = Status::Ready;
+                self.stats.documents_loaded += 1;
+                if !entry.persisted {
+                    self.stored.remove(&id);
+                }
+            }
+            Err(error) => {
+                tracing::error!(document = %id, %error, "stored document does not load");
+                entry.status = Status::Corrupt;
+                self.notify(Notification::DocumentCorrupt {
+                    document: id,
+                    error,
+                });
+            }
+        }
+        for work in pending {
+            match work {
+                Pending::Sync {
+                    conn,
+                    data,
+                    is_request,
+                } => {
+                    if self.connections.contains_key(&conn) {
+                        self.on_sync(conn, id, data, is_request);
+                    }
+                }
+                Pending::Offer { conn } => self.offer(conn, id),
+                Pending::Open => self.after_open(id),
+            }
+        }
+    }
+
+    fn after_open(&mut self, id: DocumentId) {
+        let Some(entry) = self.documents.get(&id) else {
+            return;
+        };
+        match entry.status {
+            Status::Corrupt | Status::Loading { .. } => {}
+            _ if entry.has_content() => {
+                self.notify(Notification::DocumentReady { document: id });
+            }
+            Status::Unavailable | Status::Ready => self.want_document(id, None),
+            Status::Requesting { .. } => {}
+        }
+    }
+}

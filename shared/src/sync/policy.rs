@@ -1,0 +1,96 @@
+//! Who may see and change what: the host's rules, consulted by the engine.
+//!
+//! The engine knows nothing about users, roles or partner organizations. The host attaches a
+//! `Principal` (whoever authenticated the connection) and the engine asks the policy at every
+//! decision point. Policies are pure: no I/O, so the engine stays deterministic.
+
+use automerge::Automerge;
+
+use crate::protocol::{PeerId, PeerMetadata};
+use crate::DocumentId;
+
+use super::Direction;
+
+/// How we treat a peer once admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    /// A full replica (a partner node, or the node an app syncs with): we offer it every
+    /// document it may read, forward requests for missing documents to it, and track bulk
+    /// sync progress with it.
+    Replica,
+    /// A client (a browser, a script): it gets what it asks for and what it has sent us.
+    Client,
+}
+
+pub trait Policy {
+    /// Whoever the host authenticated the connection as.
+    type Principal: Clone + std::fmt::Debug;
+
+    /// Called at the handshake. `Err` refuses the peer with that reason.
+    fn admit(
+        &self,
+        principal: &Self::Principal,
+        direction: Direction,
+        peer_id: &PeerId,
+        metadata: &PeerMetadata,
+    ) -> Result<PeerRole, String>;
+
+    /// May this principal receive the document (as it is now)?
+    fn may_read(&self, principal: &Self::Principal, document: &DocumentId, doc: &Automerge)
+        -> bool;
+
+    /// Must changes from this principal to this document be checked with
+    /// [`Policy::check_write`]? Checking costs a copy of the document per incoming change, so
+    /// a policy that trusts everyone says no.
+    fn needs_write_check(&self, principal: &Self::Principal, document: &DocumentId) -> bool;
+
+    /// May this principal turn `before` into `after`? `Err` names the reason, which is sent
+    /// back to the peer.
+    fn check_write(
+        &self,
+        principal: &Self::Principal,
+        document: &DocumentId,
+        before: &Automerge,
+        after: &Automerge,
+    ) -> Result<(), String>;
+}
+
+/// Everyone may read and write everything. Peers we dialed are replicas; peers that dialed us
+/// are clients. Used by the app (whose only peer is its node) and by tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenPolicy;
+
+impl Policy for OpenPolicy {
+    type Principal = ();
+
+    fn admit(
+        &self,
+        _: &(),
+        direction: Direction,
+        _: &PeerId,
+        _: &PeerMetadata,
+    ) -> Result<PeerRole, String> {
+        Ok(match direction {
+            Direction::Outgoing => PeerRole::Replica,
+            Direction::Incoming => PeerRole::Client,
+        })
+    }
+
+    fn may_read(&self, _: &(), _: &DocumentId, _: &Automerge) -> bool {
+        true
+    }
+
+    fn needs_write_check(&self, _: &(), _: &DocumentId) -> bool {
+        false
+    }
+
+    fn check_write(
+        &self,
+        _: &(),
+        _: &DocumentId,
+        _: &Automerge,
+        _: &Automerge,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}

@@ -1,0 +1,304 @@
+//! Finding documents we lack through other peers, answering `doc-unavailable`, and gossiping
+//! ephemeral messages.
+//!
+//! When a peer (or the host) wants a document that neither memory nor storage has, we ask
+//! every replica peer except the one asking and those known not to have it. A peer that asks
+//! us for the same document while we are asking it counts as "does not have it" — that is
+//! what stops requests from looping around a cycle of nodes. When every peer we asked has
+//! answered (or disconnected, or the request timed out) without the document, everyone who
+//! asked hears `doc-unavailable`. If the document turns up later, whoever asked still gets it:
+//! their sync state stays, and [`Engine::document_changed`] sends to every interested peer.
+
+use automerge::sync::{self, SyncDoc};
+
+use crate::protocol::Message;
+use crate::DocumentId;
+
+use super::connection::{PeerHas, SyncSlot};
+use super::document::Status;
+use super::output::Notification;
+use super::policy::Policy;
+use super::{ConnectionId, Engine};
+
+/// Ephemeral de-duplication entries older than this are forgotten.
+const EPHEMERAL_MEMORY_MS: u64 = 10 * 60 * 1000;
+
+impl<P: Policy> Engine<P>
+where
+    P::Principal: PartialEq,
+{
+    /// Someone wants a document that is in memory but empty. `requester` is the peer that
+    /// asked, or `None` for the host.
+    pub(super) fn want_document(&mut self, id: DocumentId, requester: Option<ConnectionId>) {
+        let Some(entry) = self.documents.get(&id) else {
+            return;
+        };
+        if entry.has_content() {
+            return;
+        }
+        match entry.status {
+            Status::Requesting { .. } => {
+                // Already asking; the requester is answered with everyone else.
+                self.check_request(id);
+                return;
+            }
+            Status::Loading { .. } | Status::Corrupt => return,
+            Status::Ready | Status::Unavailable => {}
+        }
+        let candidates: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(cid, c)| {
+                Some(**cid) != requester
+                    && c.is_replica()
+                    && !matches!(
+                        c.docs.get(&id).map(|p| p.has),
+                        Some(PeerHas::Unavailable | PeerHas::Wants)
+                    )
+            })
+            .map(|(cid, _)| *cid)
+            .collect();
+        if let Some(entry) = self.documents.get_mut(&id) {
+            entry.status = Status::Requesting {
+                deadline: self.now + self.config.request_timeout,
+            };
+        }
+        for conn in candidates {
+            self.send_request(conn, id);
+        }
+        self.check_request(id);
+    }
+
+    /// Asks one peer for a document we do not have.
+    pub(super) fn send_request(&mut self, conn: ConnectionId, id: DocumentId) {
+        let Some(target_id) = self.peer_id_of(conn) else {
+            return;
+        };
+        self.peer_doc(conn, id);
+        let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
+        else {
+            return;
+        };
+        let Some(peer) = c.docs.get_mut(&id) else {
+            return;
+        };
+        let SyncSlot::Live(state) = &mut peer.sync else {
+            return;
+        };
+        // A fresh state: the request must carry a full first message even if an earlier
+        // exchange with this peer left one in flight.
+        **state = sync::State::new();
+        let Some(message) = entry.doc.generate_sync_message(state) else {
+            return;
+        };
+        peer.asked = true;
+        if peer.has == PeerHas::Unavailable {
+            peer.has = PeerHas::Unknown;
+        }
+        self.send(
+            conn,
+            &Message::Request {
+                sender_id: self.config.peer_id.clone(),
+                target_id,
+                document_id: id,
+                data: message.encode(),
+            },
+        );
+    }
+
+    /// Resolves a pending request once no asked peer is still expected to answer.
+    pub(super) fn check_request(&mut self, id: DocumentId) {
+        let Some(entry) = self.documents.get(&id) else {
+            return;
+        };
+        if !matches!(entry.status, Status::Requesting { .. }) || entry.has_content() {
+            return;
+        }
+        let waiting = self.connections.values().any(|c| {
+            c.docs
+                .get(&id)
+                .is_some_and(|p| p.asked && matches!(p.has, PeerHas::Unknown | PeerHas::Has))
+        });
+        if !waiting {
+            self.resolve_unavailable(id);
+        }
+    }
+
+    /// Nobody has the document: tell everyone who asked.
+    fn resolve_unavailable(&mut self, id: DocumentId) {
+        let pinned = match self.documents.get_mut(&id) {
+            Some(entry) => {
+                entry.status = Status::Unavailable;
+                entry.pinned
+            }
+            None => return,
+        };
+        let wanting: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.docs.get(&id).is_some_and(|p| p.has == PeerHas::Wants))
+            .map(|(cid, _)| *cid)
+            .collect();
+        for conn in wanting {
+            let Some(target_id) = self.peer_id_of(conn) else {
+                continue;
+            };
+            if let Some(peer) = self
+                .connections
+                .get_mut(&conn)
+                .and_then(|c| c.docs.get_mut(&id))
+            {
+                peer.has = PeerHas::Unavailable;
+                peer.asked = false;
+            }
+            self.send(
+                conn,
+                &Message::DocUnavailable {
+                    sender_id: self.config.peer_id.clone(),
+                    target_id,
+                    document_id: id,
+                },
+            );
+        }
+        if pinned {
+            self.notify(Notification::DocumentUnavailable { document: id });
+        }
+    }
+
+    pub(super) fn on_doc_unavailable(&mut self, conn: ConnectionId, id: DocumentId) {
+        if let Some(peer) = self
+            .connections
+            .get_mut(&conn)
+            .and_then(|c| c.docs.get_mut(&id))
+        {
+            peer.has = PeerHas::Unavailable;
+            peer.asked = false;
+        }
+        self.settle(conn, id);
+        self.check_request(id);
+    }
+
+    /// Requests that waited too long count as answered "unavailable".
+    pub(super) fn expire_requests(&mut self) {
+        let now = self.now;
+        let expired: Vec<DocumentId> = self
+            .documents
+            .iter()
+            .filter(|(_, d)| matches!(d.status, Status::Requesting { deadline } if deadline <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            for c in self.connections.values_mut() {
+                if let Some(peer) = c.docs.get_mut(&id) {
+                    if peer.asked {
+                        peer.asked = false;
+                        peer.has = PeerHas::Unavailable;
+                    }
+                }
+            }
+            self.check_request(id);
+        }
+    }
+
+    pub(super) fn on_ephemeral(&mut self, conn: ConnectionId, message: Message) {
+        let Message::Ephemeral {
+            sender_id,
+            document_id,
+            session_id,
+            count,
+            data,
+            ..
+        } = message
+        else {
+            return;
+        };
+        if data.len() > self.config.max_ephemeral_bytes {
+            self.fail(
+                conn,
+                format!(
+                    "ephemeral message of {} bytes exceeds the limit of {}",
+                    data.len(),
+                    self.config.max_ephemeral_bytes
+                ),
+            );
+            return;
+        }
+        let key = (sender_id.clone(), session_id.clone());
+        if let Some((seen, _)) = self.ephemeral_seen.get(&key) {
+            if count <= *seen {
+                return;
+            }
+        }
+        self.ephemeral_seen.insert(key, (count, self.now));
+        self.notify(Notification::Ephemeral {
+            document: document_id,
+            sender: sender_id.clone(),
+            data: data.clone(),
+        });
+        let targets = self.sharing_peers(document_id, Some(conn));
+        for target in targets {
+            self.send_ephemeral_to(target, document_id, &sender_id, &session_id, count, &data);
+        }
+    }
+
+    /// Sends our own ephemeral message (presence) to every peer sharing the document.
+    pub fn send_ephemeral(&mut self, id: DocumentId, data: Vec<u8>) {
+        self.ephemeral_count += 1;
+        let count = self.ephemeral_count;
+        let me = self.config.peer_id.clone();
+        let session = self.config.ephemeral_session_id.clone();
+        for target in self.sharing_peers(id, None) {
+            self.send_ephemeral_to(target, id, &me, &session, count, &data);
+        }
+    }
+
+    fn sharing_peers(&self, id: DocumentId, except: Option<ConnectionId>) -> Vec<ConnectionId> {
+        self.interest
+            .get(&id)
+            .map(|s| s.iter().copied().filter(|c| Some(*c) != except).collect())
+            .unwrap_or_default()
+    }
+
+    fn send_ephemeral_to(
+        &mut self,
+        conn: ConnectionId,
+        id: DocumentId,
+        sender: &crate::protocol::PeerId,
+        session_id: &str,
+        count: u64,
+        data: &[u8],
+    ) {
+        let Some(c) = self.connections.get(&conn) else {
+            return;
+        };
+        let Some(peer) = c.ready() else {
+            return;
+        };
+        if &peer.peer_id == sender {
+            return;
+        }
+        // A server we dialed (automerge-repo's WebSocketServerAdapter among them) only
+        // accepts frames whose senderId is the peer on that socket; relayed messages go out
+        // under our id, keeping the original session and count.
+        let sender_id = if c.direction == super::Direction::Outgoing {
+            self.config.peer_id.clone()
+        } else {
+            sender.clone()
+        };
+        let message = Message::Ephemeral {
+            sender_id,
+            target_id: peer.peer_id.clone(),
+            document_id: id,
+            session_id: session_id.to_owned(),
+            count,
+            data: data.to_vec(),
+        };
+        self.send(conn, &message);
+    }
+
+    pub(super) fn forget_old_ephemeral_sessions(&mut self) {
+        let cutoff = self.now.saturating_sub(EPHEMERAL_MEMORY_MS);
+        self.ephemeral_seen
+            .retain(|_, (_, seen_at)| *seen_at >= cutoff);
+    }
+}

@@ -1,0 +1,432 @@
+//! A deterministic network of engines for tests: in-memory storage, ordered per-link queues
+//! (a WebSocket never reorders), and full control over which frame is delivered when.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use automerge::{transaction::Transactable, Automerge, ReadDoc, ROOT};
+
+use crate::protocol::{self, Message, PeerId, StorageId};
+use crate::sync::*;
+use crate::DocumentId;
+
+/// A policy whose principal *is* the role the host decided on, so tests can wire any
+/// topology (node ↔ node replicas, browser clients).
+#[derive(Debug, Clone, Default)]
+pub struct RolePolicy {
+    /// Reject writes that set this key (to test the write check).
+    pub forbidden_key: Option<String>,
+}
+
+impl Policy for RolePolicy {
+    type Principal = PeerRole;
+
+    fn admit(
+        &self,
+        role: &PeerRole,
+        _: Direction,
+        peer_id: &PeerId,
+        _: &protocol::PeerMetadata,
+    ) -> Result<PeerRole, String> {
+        if peer_id.as_str().starts_with("banned") {
+            return Err("banned peer".into());
+        }
+        Ok(*role)
+    }
+
+    fn may_read(&self, _: &PeerRole, _: &DocumentId, doc: &Automerge) -> bool {
+        !matches!(doc.get(ROOT, "secret"), Ok(Some(_)))
+    }
+
+    fn needs_write_check(&self, _: &PeerRole, _: &DocumentId) -> bool {
+        self.forbidden_key.is_some()
+    }
+
+    fn check_write(
+        &self,
+        _: &PeerRole,
+        _: &DocumentId,
+        _: &Automerge,
+        after: &Automerge,
+    ) -> Result<(), String> {
+        match &self.forbidden_key {
+            Some(key) if matches!(after.get(ROOT, key.as_str()), Ok(Some(_))) => {
+                Err(format!("`{key}` may not be set"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct MemStorage {
+    pub chunks: BTreeMap<DocumentId, Vec<Vec<u8>>>,
+    pub sync_states: BTreeMap<(DocumentId, StorageId), Vec<u8>>,
+    pub writes: usize,
+}
+
+impl MemStorage {
+    fn apply(&mut self, op: StoreOp) {
+        self.writes += 1;
+        match op {
+            StoreOp::AppendChanges { document, chunk } => {
+                self.chunks.entry(document).or_default().push(chunk)
+            }
+            StoreOp::ReplaceWithSnapshot { document, snapshot } => {
+                self.chunks.insert(document, vec![snapshot]);
+            }
+            StoreOp::SaveSyncState {
+                document,
+                peer,
+                state,
+            } => {
+                self.sync_states.insert((document, peer), state);
+            }
+        }
+    }
+
+    fn load(&self, id: &DocumentId) -> Option<StoredDocument> {
+        let chunks = self.chunks.get(id)?.clone();
+        let sync_states = self
+            .sync_states
+            .iter()
+            .filter(|((d, _), _)| d == id)
+            .map(|((_, s), state)| (s.clone(), state.clone()))
+            .collect();
+        Some(StoredDocument {
+            chunks,
+            sync_states,
+        })
+    }
+}
+
+pub struct Replica {
+    pub name: String,
+    pub engine: Engine<RolePolicy>,
+    pub storage: MemStorage,
+    pub notes: Vec<Notification>,
+    pub config: EngineConfig,
+    pub policy: RolePolicy,
+    /// Loads asked for and not yet answered (answered by `Sim::step`).
+    pub loads: VecDeque<DocumentId>,
+    pub closed: Vec<(ConnectionId, String)>,
+    pub up: bool,
+}
+
+impl Replica {
+    pub fn text(&self, id: &DocumentId) -> Option<String> {
+        let doc = self.engine.document(id)?;
+        doc.get(ROOT, "text")
+            .ok()
+            .flatten()
+            .map(|(v, _)| v.to_string())
+    }
+
+    pub fn heads(&self, id: &DocumentId) -> Vec<automerge::ChangeHash> {
+        self.engine
+            .document(id)
+            .map(|d| d.get_heads())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+pub struct Link {
+    pub ends: [(usize, ConnectionId); 2],
+    /// queues[0]: frames from ends[0] to ends[1]; queues[1]: the other way.
+    pub queues: [VecDeque<Vec<u8>>; 2],
+    pub open: bool,
+}
+
+pub struct Sim {
+    pub replicas: Vec<Replica>,
+    pub links: Vec<Link>,
+    pub now: Millis,
+    next_conn: u64,
+    /// Every frame that crossed a link: (from replica, to replica, bytes).
+    pub traffic: Vec<(usize, usize, usize)>,
+}
+
+pub fn config(name: &str) -> EngineConfig {
+    let mut c = EngineConfig::new(
+        PeerId::new(name),
+        Some(StorageId::new(format!("store-{name}"))),
+    );
+    c.ephemeral_session_id = format!("session-{name}");
+    c
+}
+
+impl Sim {
+    pub fn new() -> Self {
+        Self {
+            replicas: Vec::new(),
+            links: Vec::new(),
+            now: 1_000,
+            next_conn: 1,
+            traffic: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, name: &str) -> usize {
+        self.add_with(config(name), RolePolicy::default())
+    }
+
+    pub fn add_with(&mut self, config: EngineConfig, policy: RolePolicy) -> usize {
+        let engine = Engine::new(config.clone(), policy.clone(), [], self.now);
+        self.replicas.push(Replica {
+            name: config.peer_id.to_string(),
+            engine,
+            storage: MemStorage::default(),
+            notes: Vec::new(),
+            config,
+            policy,
+            loads: VecDeque::new(),
+            closed: Vec::new(),
+            up: true,
+        });
+        self.replicas.len() - 1
+    }
+
+    /// `from` dials `to`. Each side treats the other with the given role.
+    pub fn connect(
+        &mut self,
+        from: usize,
+        to: usize,
+        from_sees: PeerRole,
+        to_sees: PeerRole,
+    ) -> usize {
+        let a = ConnectionId(self.next_conn);
+        let b = ConnectionId(self.next_conn + 1);
+        self.next_conn += 2;
+        self.links.push(Link {
+            ends: [(from, a), (to, b)],
+            queues: [VecDeque::new(), VecDeque::new()],
+            open: true,
+        });
+        let now = self.now;
+        self.replicas[to].engine.handle(
+            now,
+            Input::Connected {
+                conn: b,
+                direction: Direction::Incoming,
+                principal: to_sees,
+            },
+        );
+        self.replicas[from].engine.handle(
+            now,
+            Input::Connected {
+                conn: a,
+                direction: Direction::Outgoing,
+                principal: from_sees,
+            },
+        );
+        self.collect(to);
+        self.collect(from);
+        self.links.len() - 1
+    }
+
+    /// Two nodes that replicate everything with each other.
+    pub fn connect_replicas(&mut self, from: usize, to: usize) -> usize {
+        self.connect(from, to, PeerRole::Replica, PeerRole::Replica)
+    }
+
+    /// A browser (`client`) dials its node: it treats the node as a replica, the node
+    /// treats it as a client.
+    pub fn connect_client(&mut self, client: usize, node: usize) -> usize {
+        self.connect(client, node, PeerRole::Replica, PeerRole::Client)
+    }
+
+    fn link_of(&self, replica: usize, conn: ConnectionId) -> Option<(usize, usize)> {
+        self.links.iter().enumerate().find_map(|(i, l)| {
+            l.ends
+                .iter()
+                .position(|e| *e == (replica, conn))
+                .map(|side| (i, side))
+        })
+    }
+
+    /// Carries out a replica's queued outputs.
+    pub fn collect(&mut self, r: usize) {
+        let outputs: Vec<Output> = self.replicas[r].engine.drain_outputs().collect();
+        for out in outputs {
+            match out {
+                Output::Send { conn, frame } => {
+                    if let Some((l, side)) = self.link_of(r, conn) {
+                        if self.links[l].open {
+                            self.links[l].queues[side].push_back(frame);
+                        }
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    self.replicas[r].closed.push((conn, reason));
+                    if let Some((l, side)) = self.link_of(r, conn) {
+                        // Frames queued before the close still go out (the error message);
+                        // then the link dies.
+                        self.flush_then_close(l, side);
+                    }
+                }
+                Output::Store(op) => self.replicas[r].storage.apply(op),
+                Output::Load { document } => self.replicas[r].loads.push_back(document),
+                Output::Notify(n) => self.replicas[r].notes.push(n),
+            }
+        }
+    }
+
+    fn flush_then_close(&mut self, l: usize, side: usize) {
+        let frames: Vec<Vec<u8>> = self.links[l].queues[side].drain(..).collect();
+        let (to, to_conn) = self.links[l].ends[1 - side];
+        let now = self.now;
+        for frame in frames {
+            if self.replicas[to].up {
+                self.replicas[to].engine.handle(
+                    now,
+                    Input::Frame {
+                        conn: to_conn,
+                        frame,
+                    },
+                );
+            }
+        }
+        self.close_link(l);
+    }
+
+    /// Cuts a link: queued frames are lost, both ends hear `Disconnected`.
+    pub fn close_link(&mut self, l: usize) {
+        if !self.links[l].open {
+            return;
+        }
+        self.links[l].open = false;
+        self.links[l].queues = [VecDeque::new(), VecDeque::new()];
+        let now = self.now;
+        for (r, conn) in self.links[l].ends {
+            if self.replicas[r].up {
+                self.replicas[r]
+                    .engine
+                    .handle(now, Input::Disconnected { conn });
+                self.collect(r);
+            }
+        }
+    }
+
+    /// Delivers the next frame on one direction of a link; false if there was none.
+    pub fn deliver(&mut self, l: usize, side: usize) -> bool {
+        if !self.links[l].open {
+            return false;
+        }
+        let Some(frame) = self.links[l].queues[side].pop_front() else {
+            return false;
+        };
+        let (from, _) = self.links[l].ends[side];
+        let (to, conn) = self.links[l].ends[1 - side];
+        self.traffic.push((from, to, frame.len()));
+        let now = self.now;
+        self.replicas[to]
+            .engine
+            .handle(now, Input::Frame { conn, frame });
+        self.collect(to);
+        true
+    }
+
+    /// Answers one pending load of a replica; false if there was none.
+    pub fn answer_load(&mut self, r: usize) -> bool {
+        let Some(id) = self.replicas[r].loads.pop_front() else {
+            return false;
+        };
+        let result = Ok(self.replicas[r].storage.load(&id));
+        let now = self.now;
+        self.replicas[r].engine.handle(
+            now,
+            Input::Loaded {
+                document: id,
+                result,
+            },
+        );
+        self.collect(r);
+        true
+    }
+
+    /// Delivers everything in a fixed order until nothing moves.
+    pub fn run(&mut self) {
+        let mut rounds = 0;
+        loop {
+            let mut moved = false;
+            for r in 0..self.replicas.len() {
+                while self.answer_load(r) {
+                    moved = true;
+                }
+            }
+            for l in 0..self.links.len() {
+                for side in 0..2 {
+                    while self.deliver(l, side) {
+                        moved = true;
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+            rounds += 1;
+            assert!(rounds < 100_000, "the network never went quiet");
+        }
+    }
+
+    pub fn advance(&mut self, ms: Millis) {
+        self.now += ms;
+        let now = self.now;
+        for r in 0..self.replicas.len() {
+            if self.replicas[r].up {
+                self.replicas[r].engine.handle(now, Input::Tick);
+                self.collect(r);
+            }
+        }
+    }
+
+    /// Stops a replica (its links die) and starts it again from its storage.
+    pub fn restart(&mut self, r: usize) {
+        for l in 0..self.links.len() {
+            if self.links[l].open && self.links[l].ends.iter().any(|(x, _)| *x == r) {
+                self.close_link(l);
+            }
+        }
+        let rep = &mut self.replicas[r];
+        let stored: Vec<DocumentId> = rep.storage.chunks.keys().copied().collect();
+        rep.engine = Engine::new(rep.config.clone(), rep.policy.clone(), stored, self.now);
+        rep.loads.clear();
+    }
+
+    /// Sets `text` (and `by`) on a document of a replica, creating it if needed.
+    pub fn write(&mut self, r: usize, id: DocumentId, key: &str, value: &str) {
+        let now = self.now;
+        let result = self.replicas[r].engine.change(now, id, |doc| {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, key, value).unwrap();
+            tx.commit();
+        });
+        assert!(result.is_ok(), "write failed: {result:?}");
+        self.collect(r);
+    }
+
+    /// Opens a document on a replica (loads it, or asks its replica peers).
+    pub fn open(&mut self, r: usize, id: DocumentId) {
+        let now = self.now;
+        self.replicas[r].engine.open(now, id);
+        self.collect(r);
+    }
+
+    /// Sends a raw frame to replica `to` as if it came over link `l` from the other end.
+    pub fn inject(&mut self, l: usize, to_side: usize, frame: Vec<u8>) {
+        let (to, conn) = self.links[l].ends[to_side];
+        let now = self.now;
+        self.replicas[to]
+            .engine
+            .handle(now, Input::Frame { conn, frame });
+        self.collect(to);
+    }
+
+    /// Frames queued on a link towards `to_side`, decoded.
+    pub fn queued(&self, l: usize, from_side: usize) -> Vec<Message> {
+        self.links[l].queues[from_side]
+            .iter()
+            .map(|f| protocol::decode(f, &protocol::Limits::default()).unwrap())
+            .collect()
+    }
+}

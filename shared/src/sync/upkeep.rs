@@ -1,0 +1,77 @@
+//! Timers and memory: handshakes that never finish, requests nobody answers, bulk-sync items
+//! that stall, ephemeral sessions long gone, and documents nobody has touched for a while
+//! (dropped from memory; storage keeps them and they load again on demand).
+
+use crate::DocumentId;
+
+use super::connection::SyncSlot;
+use super::document::Status;
+use super::policy::Policy;
+use super::{ConnectionId, Engine};
+
+impl<P: Policy> Engine<P>
+where
+    P::Principal: PartialEq,
+{
+    pub(super) fn on_tick(&mut self) {
+        let now = self.now;
+        let stalled: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.handshake_deadline().is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in stalled {
+            self.fail(conn, "handshake timed out".into());
+        }
+        self.expire_requests();
+        self.expire_bulk_items();
+        self.forget_old_ephemeral_sessions();
+        self.evict_idle_documents();
+    }
+
+    fn evict_idle_documents(&mut self) {
+        let Some(idle) = self.config.evict_idle_after else {
+            return;
+        };
+        let cutoff = self.now.saturating_sub(idle);
+        let busy: std::collections::BTreeSet<DocumentId> = self
+            .connections
+            .values()
+            .flat_map(|c| c.bulk.in_flight.keys().copied())
+            .collect();
+        let idle_documents: Vec<DocumentId> = self
+            .documents
+            .iter()
+            .filter(|(id, d)| {
+                !d.pinned
+                    && d.last_used <= cutoff
+                    && !busy.contains(id)
+                    && match d.status {
+                        Status::Ready => !d.has_content() || d.doc.get_heads() == d.saved_heads,
+                        Status::Unavailable | Status::Corrupt => true,
+                        Status::Loading { .. } | Status::Requesting { .. } => false,
+                    }
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle_documents {
+            if let Some(conns) = self.interest.get(&id) {
+                for conn in conns {
+                    let Some(peer) = self
+                        .connections
+                        .get_mut(conn)
+                        .and_then(|c| c.docs.get_mut(&id))
+                    else {
+                        continue;
+                    };
+                    if let SyncSlot::Live(state) = &peer.sync {
+                        peer.sync = SyncSlot::Parked(state.encode());
+                    }
+                }
+            }
+            self.documents.remove(&id);
+            self.stats.documents_evicted += 1;
+        }
+    }
+}
