@@ -1,0 +1,491 @@
+//! The practice index behind the node's read-only HTTP API: one row per practice (its
+//! public record), its facet values, and an FTS5 table for full-text search.
+//!
+//! It is derived data: documents are the truth. The index follows document changes a
+//! moment after they happen (see [`spawn_indexer`]) and is rebuilt from storage when its
+//! version changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use automerge::Automerge;
+use ibis_shared::model::facets::{words, Facet};
+use ibis_shared::model::record::PracticeRecord;
+use ibis_shared::model::review::ReviewState;
+use ibis_shared::model::{kind_of, DocumentKind, Practice};
+use ibis_shared::sync::{Notification, Policy};
+use ibis_shared::DocumentId;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::host::Host;
+use crate::store::DATABASE_FILE;
+
+/// Bump to rebuild every node's index at its next start.
+const INDEX_VERSION: &str = "1";
+const VERSION_KEY: &str = "practice_index_version";
+
+/// Makes the next start rebuild the index (after documents were written offline).
+pub fn mark_stale(store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+    store.set_meta(VERSION_KEY, "stale")
+}
+/// Most results one page returns.
+pub const MAX_PAGE: usize = 200;
+/// Most distinct values reported per facet.
+const MAX_FACET_VALUES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("index data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One practice as indexed.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    pub id: DocumentId,
+    /// The public form (contact details only with consent).
+    pub record: PracticeRecord,
+    /// When it was last published (milliseconds), if it was.
+    pub published_at: Option<i64>,
+}
+
+impl IndexEntry {
+    /// The entry for a document, if it is a practice.
+    pub fn of(id: DocumentId, doc: &Automerge) -> Option<Self> {
+        if kind_of(doc) != Some(DocumentKind::Practice) {
+            return None;
+        }
+        let practice = Practice::load(doc).ok()?;
+        let published_at = practice
+            .review
+            .comments
+            .iter()
+            .rev()
+            .find(|c| c.action == "publish")
+            .map(|c| c.at)
+            // Imported records arrive published, without a review comment.
+            .or_else(|| {
+                practice
+                    .state()
+                    .is_public()
+                    .then_some(practice.provenance.created_at)
+            });
+        Some(Self {
+            id,
+            record: PracticeRecord::from_practice(Some(id), &practice, false),
+            published_at,
+        })
+    }
+}
+
+/// A search.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub text: String,
+    /// Facet filters: values of one facet are alternatives, facets combine.
+    pub filters: BTreeMap<Facet, BTreeSet<String>>,
+    /// Review states the caller may see.
+    pub visible: Vec<ReviewState>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SearchResult {
+    pub total: usize,
+    pub results: Vec<PracticeRecord>,
+    /// For each facet, its values among all results (every filter applied) and how many
+    /// results have each, most frequent first.
+    pub facets: BTreeMap<&'static str, Vec<(String, usize)>>,
+}
+
+pub struct PracticeIndex {
+    conn: Mutex<Connection>,
+}
+
+impl PracticeIndex {
+    /// Opens the index in a data dir whose database exists; creates its tables if needed.
+    pub fn open(data_dir: &Path) -> Result<Self, IndexError> {
+        let conn = Connection::open(data_dir.join(DATABASE_FILE))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS practice_index (
+                 id TEXT PRIMARY KEY,
+                 state TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 published_at INTEGER,
+                 record TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS practice_index_published ON practice_index(published_at);
+             CREATE TABLE IF NOT EXISTS practice_facets (
+                 id TEXT NOT NULL,
+                 facet TEXT NOT NULL,
+                 value TEXT NOT NULL,
+                 PRIMARY KEY (id, facet, value)
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS practice_facets_value ON practice_facets(facet, value, id);
+             CREATE VIRTUAL TABLE IF NOT EXISTS practice_text USING fts5(
+                 id UNINDEXED, title, body, tokenize = 'unicode61 remove_diacritics 2'
+             );",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, IndexError>,
+    ) -> Result<R, IndexError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| IndexError::Corrupt("index lock poisoned".into()))?;
+        f(&mut conn)
+    }
+
+    pub fn upsert(&self, entries: &[IndexEntry]) -> Result<(), IndexError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for e in entries {
+                let id = e.id.to_string();
+                remove_rows(&tx, &id)?;
+                let r = &e.record;
+                let json = serde_json::to_string(r).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+                tx.prepare_cached(
+                    "INSERT INTO practice_index (id, state, updated_at, published_at, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![id, r.review_state, r.updated_at, e.published_at, json])?;
+                for facet in Facet::ALL {
+                    for value in facet.values(r) {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO practice_facets (id, facet, value) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![id, facet.key(), value])?;
+                    }
+                }
+                let body = [
+                    r.summary.as_str(),
+                    &r.context,
+                    &r.process,
+                    &r.outcomes,
+                    &r.transferability,
+                    &r.city,
+                    ibis_shared::model::countries::country_name(&r.country).unwrap_or(""),
+                    &r.lead_organization,
+                    &r.partners.join(" "),
+                ]
+                .join("\n");
+                tx.prepare_cached("INSERT INTO practice_text (id, title, body) VALUES (?1, ?2, ?3)")?
+                    .execute(params![id, r.title, body])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn remove(&self, id: &DocumentId) -> Result<(), IndexError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            remove_rows(&tx, &id.to_string())?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn count(&self) -> Result<usize, IndexError> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT COUNT(*) FROM practice_index", [], |r| {
+                r.get::<_, i64>(0)
+            })? as usize)
+        })
+    }
+
+    /// One practice, if the caller may see its state.
+    pub fn get(
+        &self,
+        id: &DocumentId,
+        visible: &[ReviewState],
+    ) -> Result<Option<PracticeRecord>, IndexError> {
+        let row: Option<(String, String)> = self.with(|c| {
+            Ok(c.query_row(
+                "SELECT state, record FROM practice_index WHERE id = ?1",
+                [id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })?;
+        let Some((state, json)) = row else {
+            return Ok(None);
+        };
+        if !visible.iter().any(|s| s.key() == state) {
+            return Ok(None);
+        }
+        Ok(Some(parse_record(&json)?))
+    }
+
+    pub fn search(&self, q: &Query) -> Result<SearchResult, IndexError> {
+        let (clause, args) = where_clause(q);
+        self.with(|c| {
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM practice_index p WHERE {clause}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            let limit = q.limit.clamp(1, MAX_PAGE);
+            let mut page_args = args.clone();
+            page_args.push(limit.to_string());
+            page_args.push(q.offset.to_string());
+            let mut stmt = c.prepare(&format!(
+                "SELECT record FROM practice_index p WHERE {clause}
+                 ORDER BY updated_at DESC, id LIMIT CAST(?{} AS INTEGER) OFFSET CAST(?{} AS INTEGER)",
+                args.len() + 1,
+                args.len() + 2
+            ))?;
+            let mut results = Vec::new();
+            for row in stmt.query_map(params_from_iter(page_args.iter()), |r| r.get::<_, String>(0))? {
+                results.push(parse_record(&row?)?);
+            }
+            let mut facets = BTreeMap::new();
+            for facet in Facet::ALL {
+                let mut facet_args = args.clone();
+                facet_args.push(facet.key().to_owned());
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT value, COUNT(*) FROM practice_facets
+                     WHERE facet = ?{} AND id IN (SELECT p.id FROM practice_index p WHERE {clause})
+                     GROUP BY value ORDER BY COUNT(*) DESC, value LIMIT {MAX_FACET_VALUES}",
+                    args.len() + 1
+                ))?;
+                let counts = stmt
+                    .query_map(params_from_iter(facet_args.iter()), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                facets.insert(facet.key(), counts);
+            }
+            Ok(SearchResult {
+                total: total as usize,
+                results,
+                facets,
+            })
+        })
+    }
+
+    /// Every matching record (up to `max`), newest first: for exports.
+    pub fn records(&self, q: &Query, max: usize) -> Result<Vec<PracticeRecord>, IndexError> {
+        let (clause, mut args) = where_clause(q);
+        args.push(max.to_string());
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT record FROM practice_index p WHERE {clause}
+                 ORDER BY updated_at DESC, id LIMIT CAST(?{} AS INTEGER)",
+                args.len()
+            ))?;
+            let mut out = Vec::new();
+            for row in stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))? {
+                out.push(parse_record(&row?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The most recently published practices, newest first.
+    pub fn recently_published(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(PracticeRecord, i64)>, IndexError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT record, published_at FROM practice_index
+                 WHERE state = 'published' AND published_at IS NOT NULL
+                 ORDER BY published_at DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (json, at) = row?;
+                out.push((parse_record(&json)?, at));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Rebuilds the index from storage if it was built by another version of this code.
+    pub fn rebuild_if_stale(&self) -> Result<usize, IndexError> {
+        let version: Option<String> = self.with(|c| {
+            Ok(c.query_row(
+                "SELECT value FROM meta WHERE key = 'practice_index_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })?;
+        if version.as_deref() == Some(INDEX_VERSION) {
+            return Ok(0);
+        }
+        let ids: Vec<Vec<u8>> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT DISTINCT document FROM chunks")?;
+            let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })?;
+        let mut entries = Vec::new();
+        for key in ids {
+            let Ok(id) = DocumentId::from_slice(&key) else {
+                continue;
+            };
+            let chunks: Vec<Vec<u8>> = self.with(|c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT bytes FROM chunks WHERE document = ?1 ORDER BY seq")?;
+                let rows = stmt.query_map([&key], |r| r.get::<_, Vec<u8>>(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })?;
+            let Ok(doc) = Automerge::load(&chunks.concat()) else {
+                tracing::warn!(document = %id, "not indexed: stored data does not load");
+                continue;
+            };
+            entries.extend(IndexEntry::of(id, &doc));
+            if entries.len() >= 500 {
+                self.upsert(&entries)?;
+                entries.clear();
+            }
+        }
+        self.upsert(&entries)?;
+        let count = self.count()?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [VERSION_KEY, INDEX_VERSION],
+            )?;
+            Ok(())
+        })?;
+        Ok(count)
+    }
+}
+
+fn remove_rows(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<(), IndexError> {
+    tx.prepare_cached("DELETE FROM practice_index WHERE id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM practice_facets WHERE id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM practice_text WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+fn parse_record(json: &str) -> Result<PracticeRecord, IndexError> {
+    serde_json::from_str(json).map_err(|e| IndexError::Corrupt(format!("indexed record: {e}")))
+}
+
+/// The SQL condition (over `practice_index p`) and its arguments for a query.
+fn where_clause(q: &Query) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    let arg = |args: &mut Vec<String>, value: String| {
+        args.push(value);
+        format!("?{}", args.len())
+    };
+    let states: Vec<String> = q
+        .visible
+        .iter()
+        .map(|s| arg(&mut args, s.key().to_owned()))
+        .collect();
+    if states.is_empty() {
+        clauses.push("0".to_owned());
+    } else {
+        clauses.push(format!("p.state IN ({})", states.join(", ")));
+    }
+    let terms = words(&q.text);
+    if !terms.is_empty() {
+        // Every word must match, as a prefix; quoting keeps FTS5 syntax out of user input.
+        let fts = terms
+            .iter()
+            .map(|w| format!("\"{}\"*", w.replace('"', "")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let a = arg(&mut args, fts);
+        clauses.push(format!(
+            "p.id IN (SELECT id FROM practice_text WHERE practice_text MATCH {a})"
+        ));
+    }
+    for (facet, values) in &q.filters {
+        if values.is_empty() {
+            continue;
+        }
+        let f = arg(&mut args, facet.key().to_owned());
+        let vs: Vec<String> = values.iter().map(|v| arg(&mut args, v.clone())).collect();
+        clauses.push(format!(
+            "p.id IN (SELECT id FROM practice_facets WHERE facet = {f} AND value IN ({}))",
+            vs.join(", ")
+        ));
+    }
+    (clauses.join(" AND "), args)
+}
+
+/// Keeps the index following the documents: collects the ids of changed documents from
+/// the engine's notifications and, a quarter second later, indexes those that are
+/// practices. If notifications were missed (the engine outran us), everything loaded is
+/// reindexed.
+pub fn spawn_indexer<P>(host: Host<P>, index: Arc<PracticeIndex>) -> tokio::task::JoinHandle<()>
+where
+    P: Policy + Send + 'static,
+    P::Principal: PartialEq + Send,
+{
+    tokio::spawn(async move {
+        let mut events = host.subscribe();
+        let mut dirty: BTreeSet<DocumentId> = BTreeSet::new();
+        let mut everything = false;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(Notification::DocumentChanged { document, .. })
+                    | Ok(Notification::DocumentReady { document }) => {
+                        dirty.insert(document);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => everything = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    if dirty.is_empty() && !everything {
+                        continue;
+                    }
+                    let ids = std::mem::take(&mut dirty);
+                    let all = std::mem::take(&mut everything);
+                    let entries = host
+                        .run(move |engine, _| {
+                            let ids: Vec<DocumentId> = if all {
+                                engine.known_documents().collect()
+                            } else {
+                                ids.into_iter().collect()
+                            };
+                            ids.into_iter()
+                                .filter_map(|id| engine.document(&id).and_then(|d| IndexEntry::of(id, d)))
+                                .collect::<Vec<_>>()
+                        })
+                        .await;
+                    let Some(entries) = entries else { return };
+                    if entries.is_empty() {
+                        continue;
+                    }
+                    let index = index.clone();
+                    let outcome = tokio::task::spawn_blocking(move || index.upsert(&entries)).await;
+                    if let Ok(Err(e)) = outcome {
+                        tracing::error!(error = %e, "cannot update the practice index");
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+use super::*;
+use crate::store::{Durability, Store};
+use ibis_shared::model::{Author, Role};
+use ibis_shared::sync::StoreOp;
+
+fn author() -> Author {
+    Author {
+        name: "Ana".into(),
+        organization: "iom".into(),
+        role: Role::Admin,
+    }
+}
+
+fn practice(title: &str, city: &str, country: &str, themes: &[&str], state: &str) -> Automerge {
+    let record = PracticeRecord {
+        title: title.into(),
+        summary: format!("{title} in {city}."),
+        city: city.into(),
+        country: country.into(),
+        themes: themes.iter().map(|s| s.to_string()).collect(),
+        review_state: state.into(),
+        ..PracticeRecord::default()
+    };
+    record
+        .to_practice(&author(), 1_000)
+        .unwrap()
+        .create(&author(), 1_000)
+        .unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, Store, PracticeIndex, Vec<DocumentId>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), Durability::Normal).unwrap();
+    let index = PracticeIndex::open(dir.path()).unwrap();
+    let docs = [
+        practice(
+            "Guichets d'accueil",
+            "Lyon",
+            "FR",
+            &["reception-services"],
+            "published",
+        ),
+        practice(
+            "Éducation des adultes",
+            "Montréal",
+            "CA",
+            &["education-language"],
+            "published",
+        ),
+        practice(
+            "Housing first",
+            "Lyon",
+            "FR",
+            &["housing", "health"],
+            "published",
+        ),
+        practice("Unpublished idea", "Lyon", "FR", &["housing"], "draft"),
+    ];
+    let mut ids = Vec::new();
+    let mut entries = Vec::new();
+    let mut writes = Vec::new();
+    for doc in &docs {
+        let id = DocumentId::random();
+        ids.push(id);
+        entries.push(IndexEntry::of(id, doc).unwrap());
+        writes.push(StoreOp::ReplaceWithSnapshot {
+            document: id,
+            snapshot: doc.save(),
+        });
+    }
+    store.apply(&writes).unwrap();
+    index.upsert(&entries).unwrap();
+    (dir, store, index, ids)
+}
+
+fn public() -> Vec<ReviewState> {
+    vec![ReviewState::Published, ReviewState::Archived]
+}
+
+fn query(text: &str, filters: &[(Facet, &str)]) -> Query {
+    let mut q = Query {
+        text: text.into(),
+        visible: public(),
+        limit: 50,
+        ..Query::default()
+    };
+    for (f, v) in filters {
+        q.filters.entry(*f).or_default().insert(v.to_string());
+    }
+    q
+}
+
+#[test]
+fn text_search_ignores_case_and_accents_and_matches_prefixes() {
+    let (_dir, _store, index, _) = setup();
+    let titles = |r: SearchResult| r.results.into_iter().map(|p| p.title).collect::<Vec<_>>();
+    assert_eq!(
+        titles(index.search(&query("education", &[])).unwrap()),
+        vec!["Éducation des adultes"]
+    );
+    assert_eq!(
+        titles(index.search(&query("MONTREAL", &[])).unwrap()),
+        vec!["Éducation des adultes"]
+    );
+    assert_eq!(
+        titles(index.search(&query("guich", &[])).unwrap()),
+        vec!["Guichets d'accueil"]
+    );
+    // FTS syntax in user input is just text.
+    assert_eq!(index.search(&query("\"OR* NEAR(", &[])).unwrap().total, 0);
+}
+
+#[test]
+fn facets_filter_and_count_and_drafts_stay_hidden() {
+    let (_dir, _store, index, _) = setup();
+    let all = index.search(&query("", &[])).unwrap();
+    assert_eq!(all.total, 3, "the draft is not public");
+    assert_eq!(
+        all.facets["country"],
+        vec![("FR".to_owned(), 2), ("CA".to_owned(), 1)]
+    );
+    let lyon = index.search(&query("", &[(Facet::City, "Lyon")])).unwrap();
+    assert_eq!(lyon.total, 2);
+    assert_eq!(
+        lyon.facets["theme"],
+        vec![
+            ("health".to_owned(), 1),
+            ("housing".to_owned(), 1),
+            ("reception-services".to_owned(), 1)
+        ]
+    );
+    // Two values of one facet are alternatives; two facets combine.
+    let mut q = query(
+        "",
+        &[
+            (Facet::Theme, "housing"),
+            (Facet::Theme, "education-language"),
+        ],
+    );
+    assert_eq!(index.search(&q).unwrap().total, 2);
+    q.filters
+        .entry(Facet::Country)
+        .or_default()
+        .insert("CA".into());
+    assert_eq!(index.search(&q).unwrap().total, 1);
+
+    let mut members = query("", &[(Facet::City, "Lyon")]);
+    members.visible = ReviewState::ALL.to_vec();
+    assert_eq!(index.search(&members).unwrap().total, 3);
+}
+
+#[test]
+fn pages_and_single_records() {
+    let (_dir, _store, index, ids) = setup();
+    let mut q = query("", &[]);
+    q.limit = 2;
+    let first = index.search(&q).unwrap();
+    q.offset = 2;
+    let second = index.search(&q).unwrap();
+    assert_eq!((first.results.len(), second.results.len()), (2, 1));
+    assert!(index.get(&ids[0], &public()).unwrap().is_some());
+    assert!(
+        index.get(&ids[3], &public()).unwrap().is_none(),
+        "a draft is not found"
+    );
+    assert!(index
+        .get(&DocumentId::random(), &public())
+        .unwrap()
+        .is_none());
+    assert_eq!(index.recently_published(10).unwrap().len(), 3);
+}
+
+#[test]
+fn the_index_is_rebuilt_from_storage() {
+    let (dir, _store, index, _) = setup();
+    drop(index);
+    let index = PracticeIndex::open(dir.path()).unwrap();
+    index.with(|c| {
+        c.execute_batch("DELETE FROM practice_index; DELETE FROM practice_facets; DELETE FROM practice_text;")?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(index.rebuild_if_stale().unwrap(), 4);
+    assert_eq!(index.search(&query("housing", &[])).unwrap().total, 1);
+    assert_eq!(
+        index.rebuild_if_stale().unwrap(),
+        0,
+        "only once per version"
+    );
+}

@@ -1,0 +1,165 @@
+//! The node's read-only HTTP API against a running node: search and facets, visibility by
+//! who asks, CSV and Atom, and the index following live changes.
+
+use std::time::Duration;
+
+use ibis_node::client::{Client, ClientOptions};
+use ibis_node::registry::Registry;
+use ibis_node::{InitOptions, ServeOptions};
+use ibis_shared::model::practice::{apply_edit, PracticeEdit, TextField};
+use ibis_shared::model::{Author, Role};
+use ibis_shared::DocumentId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// GET over plain HTTP/1.1; returns (status, body).
+async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Cookie: ibis_session={t}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, body.to_owned())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_export_feed_and_live_updates() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        ibis_node::init(&InitOptions::new(dir.path(), "NLC")).unwrap();
+        let file = dir.path().join("practices.json");
+        std::fs::write(
+            &file,
+            serde_json::json!([
+                {"title": "NewCITYzen naturalization campaign", "summary": "Cities promote naturalization.",
+                 "city": "Washington", "country": "US", "themes": ["legal-status"], "review_state": "published"},
+                {"title": "Welcome desks", "summary": "One-stop desks for newcomers in São Paulo.",
+                 "city": "São Paulo", "country": "BR", "themes": ["reception-services"], "review_state": "published"},
+                {"title": "Unfinished draft", "city": "Washington", "country": "US"},
+                {"title": "", "country": "Narnia"}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let report = ibis_node::import::import(dir.path(), &file, ibis_node::import::Format::Json, "test").unwrap();
+        assert_eq!(report.failed(), 1, "{:?}", ibis_node::import::describe(&report));
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.add_user("amy", Role::Editor, "a long enough password").unwrap();
+        let token = registry.issue_token("amy", "t", 1).unwrap();
+        let node = ibis_node::serve(ServeOptions {
+            data_dir: dir.path().to_owned(),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..ServeOptions::default()
+        })
+        .await
+        .unwrap();
+        let addr = node.addr();
+
+        // The index is built at start, in the background.
+        let mut all = json("{}");
+        for _ in 0..100 {
+            all = json(&get(addr, "/api/practices", None).await.1);
+            if all["total"] == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(all["total"], 2, "anonymous visitors see the two published: {all}");
+        assert_eq!(all["facets"]["country"], serde_json::json!([["BR", 1], ["US", 1]]));
+        let members = json(&get(addr, "/api/practices", Some(&token)).await.1);
+        assert_eq!(members["total"], 3, "members also see the draft");
+
+        let sao = json(&get(addr, "/api/practices?q=sao+paulo", None).await.1);
+        assert_eq!(sao["total"], 1);
+        let id = sao["results"][0]["id"].as_str().unwrap().to_owned();
+        let filtered = json(&get(addr, "/api/practices?country=us&theme=legal-status", None).await.1);
+        assert_eq!(filtered["results"][0]["title"], "NewCITYzen naturalization campaign");
+
+        let (status, body) = get(addr, &format!("/api/practices/{}", id.trim_start_matches("automerge:")), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(json(&body)["city"], "São Paulo");
+        let draft_id = members["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["review_state"] == "draft")
+            .and_then(|r| r["id"].as_str())
+            .unwrap()
+            .to_owned();
+        assert_eq!(get(addr, &format!("/api/practices/{draft_id}"), None).await.0, 404);
+        assert_eq!(get(addr, "/api/practices?colour=red", None).await.0, 400);
+        assert_eq!(get(addr, "/api/practices/not-an-id", None).await.0, 400);
+
+        let (status, csv) = get(addr, "/api/practices.csv?country=BR", None).await;
+        assert_eq!(status, 200);
+        assert!(csv.starts_with("id,title,summary"));
+        assert_eq!(csv.lines().count(), 2);
+
+        let (status, feed) = get(addr, "/feed.atom", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(feed.matches("<entry>").count(), 2);
+        assert!(!feed.contains("Unfinished draft"));
+
+        // A change over sync shows up in the API a moment later.
+        let client = Client::connect(
+            &format!("{}?token={token}", node.sync_url()),
+            ClientOptions::default(),
+            WAIT,
+        )
+        .await
+        .unwrap();
+        let doc_id = DocumentId::parse(id.trim_start_matches("automerge:")).unwrap();
+        client.open(doc_id, WAIT).await.unwrap();
+        let editor = Author {
+            name: "Amy".into(),
+            organization: node.info().organization_id.clone(),
+            role: Role::Editor,
+        };
+        client
+            .change(doc_id, move |doc| {
+                apply_edit(
+                    doc,
+                    &PracticeEdit::Text {
+                        field: TextField::Title,
+                        translation: None,
+                        base: "Welcome desks".into(),
+                        new: "Welcome desks in twelve languages".into(),
+                    },
+                    &editor,
+                    5,
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let mut found = 0;
+        for _ in 0..100 {
+            found = json(&get(addr, "/api/practices?q=twelve", None).await.1)["total"].as_u64().unwrap();
+            if found == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(found, 1, "the edit reached the index");
+        client.close().await;
+        node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("finishes in time");
+}
