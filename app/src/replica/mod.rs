@@ -1,0 +1,547 @@
+//! The browser's replica: the shared sync engine, hosted on IndexedDB and a WebSocket.
+//!
+//! Everything the engine outputs becomes a job; jobs run one after another: first the
+//! job's writes in one IndexedDB transaction (awaited until durable), then its frames,
+//! then its loads. That is the engine's one ordering rule — a peer never hears of a change
+//! before it is stored — kept in the browser.
+//!
+//! The replica also follows the catalogue: when the directory changes it opens every
+//! organization's catalogue; when a catalogue or the workspace changes it opens every
+//! practice listed. It keeps a summary (a flat record) of each practice for the list and
+//! search, and counts local changes the node has not yet acknowledged.
+
+mod idb;
+mod socket;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use automerge::Automerge;
+use futures::channel::mpsc;
+use futures::StreamExt;
+use ibis_shared::model::catalogue::Listing;
+use ibis_shared::model::directory::Directory;
+use ibis_shared::model::event::Event;
+use ibis_shared::model::record::PracticeRecord;
+use ibis_shared::model::{kind_of, DocumentKind, Practice};
+use ibis_shared::protocol::{PeerId, StorageId};
+use ibis_shared::sync::{
+    ChangeOrigin, ConnectionId, Engine, EngineConfig, EngineError, Input, Notification, OpenPolicy,
+    Output, StoreOp,
+};
+use ibis_shared::DocumentId;
+use leptos::prelude::*;
+
+pub use idb::IdbError;
+
+/// Reactive state the UI reads.
+#[derive(Clone, Copy)]
+pub struct Signals {
+    /// Bumped whenever any document changes.
+    pub revision: RwSignal<u64>,
+    /// Connected to the node (handshake done).
+    pub online: RwSignal<bool>,
+    /// Bulk sync progress with the node: (done, total).
+    pub progress: RwSignal<(usize, usize)>,
+    /// Local changes the node has not acknowledged yet.
+    pub waiting: RwSignal<usize>,
+    /// The latest message worth showing (a refused change, a storage failure).
+    pub notice: RwSignal<Option<String>>,
+    /// Ephemeral presence messages: document → (sender, payload, when).
+    pub presence: RwSignal<u64>,
+}
+
+impl Signals {
+    pub fn new() -> Self {
+        Self {
+            revision: RwSignal::new(0),
+            online: RwSignal::new(false),
+            progress: RwSignal::new((0, 0)),
+            waiting: RwSignal::new(0),
+            notice: RwSignal::new(None),
+            presence: RwSignal::new(0),
+        }
+    }
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One batch of engine output, carried out in order.
+#[derive(Default)]
+struct Job {
+    writes: Vec<StoreOp>,
+    sends: Vec<(ConnectionId, Vec<u8>)>,
+    closes: Vec<ConnectionId>,
+    loads: Vec<DocumentId>,
+}
+
+/// Someone's presence on a document, from ephemeral messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Presence {
+    pub name: String,
+    pub field: String,
+    pub at: f64,
+}
+
+pub struct Replica {
+    engine: RefCell<Engine<OpenPolicy>>,
+    db: idb::Db,
+    jobs: mpsc::UnboundedSender<Job>,
+    pub signals: Signals,
+    socket: RefCell<Option<socket::Socket>>,
+    next_conn: Cell<u64>,
+    /// Flat records of the practices we have, for the list and search.
+    summaries: RefCell<BTreeMap<DocumentId, PracticeRecord>>,
+    /// Events we have.
+    events: RefCell<BTreeMap<DocumentId, Event>>,
+    /// Local changes per document not yet acknowledged by the node (persisted).
+    unsynced: RefCell<BTreeMap<DocumentId, u32>>,
+    /// Documents nobody could provide.
+    unavailable: RefCell<BTreeSet<DocumentId>>,
+    /// Who else is looking at which practice.
+    presence: RefCell<BTreeMap<DocumentId, BTreeMap<String, Presence>>>,
+}
+
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+thread_local! {
+    static REPLICA: RefCell<Option<Rc<Replica>>> = const { RefCell::new(None) };
+}
+
+/// The running replica, once started.
+pub fn replica() -> Option<Rc<Replica>> {
+    REPLICA.with(|r| r.borrow().clone())
+}
+
+impl Replica {
+    /// Opens storage, starts the engine and connects to the node that served the page.
+    pub async fn start(signals: Signals) -> Result<Rc<Self>, IdbError> {
+        let db = idb::Db::open().await?;
+        let peer_id = match db.meta("peer_id").await? {
+            Some(id) => id,
+            None => {
+                let id = format!("ibis-app-{}", DocumentId::random());
+                db.set_meta("peer_id", &id).await?;
+                id
+            }
+        };
+        let storage_id = match db.meta("storage_id").await? {
+            Some(id) => id,
+            None => {
+                let id = StorageId::random().to_string();
+                db.set_meta("storage_id", &id).await?;
+                id
+            }
+        };
+        let unsynced: BTreeMap<DocumentId, u32> = db
+            .meta("unsynced")
+            .await?
+            .and_then(|s| serde_json::from_str::<Vec<(String, u32)>>(&s).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(id, n)| DocumentId::parse(&id).ok().map(|id| (id, n)))
+            .collect();
+        let stored = db.document_ids().await?;
+        let mut config = EngineConfig::new(PeerId::new(peer_id), Some(StorageId::new(storage_id)));
+        config.ephemeral_session_id = DocumentId::random().to_string();
+        // The browser keeps what it shows in memory; documents it does not show are evicted.
+        config.evict_idle_after = Some(10 * 60 * 1000);
+        let engine = Engine::new(config, OpenPolicy, stored, now_ms());
+        let (jobs, rx) = mpsc::unbounded();
+        signals
+            .waiting
+            .set(unsynced.values().map(|n| *n as usize).sum());
+        let replica = Rc::new(Self {
+            engine: RefCell::new(engine),
+            db,
+            jobs,
+            signals,
+            socket: RefCell::new(None),
+            next_conn: Cell::new(1),
+            summaries: RefCell::default(),
+            events: RefCell::default(),
+            unsynced: RefCell::new(unsynced),
+            unavailable: RefCell::default(),
+            presence: RefCell::default(),
+        });
+        REPLICA.with(|r| *r.borrow_mut() = Some(replica.clone()));
+        leptos::task::spawn_local(run_jobs(replica.clone(), rx));
+        socket::start(replica.clone());
+        start_ticks(replica.clone());
+        Ok(replica)
+    }
+
+    /// Carries out what the engine has to say.
+    fn pump(&self) {
+        let outputs: Vec<Output> = self.engine.borrow_mut().drain_outputs().collect();
+        if outputs.is_empty() {
+            return;
+        }
+        let mut job = Job::default();
+        let mut changed = false;
+        for output in outputs {
+            match output {
+                Output::Send { conn, frame } => job.sends.push((conn, frame)),
+                Output::Close { conn, .. } => job.closes.push(conn),
+                Output::Store(op) => job.writes.push(op),
+                Output::Load { document } => job.loads.push(document),
+                Output::Notify(n) => changed |= self.notify(n),
+            }
+        }
+        if changed {
+            self.signals.revision.update(|r| *r += 1);
+        }
+        self.settle_unsynced();
+        let _ = self.jobs.unbounded_send(job);
+    }
+
+    /// Handles one notification; true if a document changed.
+    fn notify(&self, n: Notification) -> bool {
+        match n {
+            Notification::DocumentChanged { document, origin } => {
+                if origin == ChangeOrigin::Local {
+                    *self.unsynced.borrow_mut().entry(document).or_default() += 1;
+                    self.persist_unsynced();
+                }
+                self.unavailable.borrow_mut().remove(&document);
+                self.follow(document);
+                true
+            }
+            Notification::DocumentReady { document } => {
+                self.unavailable.borrow_mut().remove(&document);
+                self.follow(document);
+                true
+            }
+            Notification::DocumentUnavailable { document } => {
+                self.unavailable.borrow_mut().insert(document);
+                true
+            }
+            Notification::PeerConnected { .. } => {
+                self.signals.online.set(true);
+                false
+            }
+            Notification::PeerDisconnected { .. } => {
+                self.signals.online.set(false);
+                false
+            }
+            Notification::SyncProgress { done, total, .. } => {
+                self.signals.progress.set((done, total));
+                false
+            }
+            Notification::PeerError { message, .. } => {
+                self.signals.notice.set(Some(message));
+                false
+            }
+            Notification::DocumentCorrupt { document, error } => {
+                self.signals.notice.set(Some(format!(
+                    "stored copy of {document} is damaged: {error}"
+                )));
+                false
+            }
+            Notification::Ephemeral { document, data, .. } => {
+                if let Ok(p) = serde_json::from_slice::<serde_json::Value>(&data) {
+                    let name = p["name"].as_str().unwrap_or_default().to_owned();
+                    let field = p["field"].as_str().unwrap_or_default().to_owned();
+                    let session = p["session"].as_str().unwrap_or_default().to_owned();
+                    if !name.is_empty() && name.len() < 200 && session.len() < 100 {
+                        self.presence
+                            .borrow_mut()
+                            .entry(document)
+                            .or_default()
+                            .insert(
+                                session,
+                                Presence {
+                                    name,
+                                    field,
+                                    at: js_sys::Date::now(),
+                                },
+                            );
+                        self.signals.presence.update(|p| *p += 1);
+                    }
+                }
+                false
+            }
+            Notification::ProtocolViolation { reason, .. } => {
+                self.signals.notice.set(Some(reason));
+                false
+            }
+            Notification::ChangeRejected { .. } => false,
+        }
+    }
+
+    /// Opens whatever a changed document points to, and refreshes practice summaries.
+    fn follow(&self, id: DocumentId) {
+        let mut to_open = Vec::new();
+        {
+            let engine = self.engine.borrow();
+            let Some(doc) = engine.document(&id) else {
+                return;
+            };
+            match kind_of(doc) {
+                Some(DocumentKind::Directory) => {
+                    if let Ok(dir) = Directory::load(doc) {
+                        to_open.extend(dir.organizations.values().filter_map(|o| o.catalogue_id()));
+                    }
+                }
+                Some(kind @ (DocumentKind::Catalogue | DocumentKind::Workspace)) => {
+                    if let Ok(listing) = Listing::load(doc, kind) {
+                        to_open.extend(listing.practice_ids());
+                        to_open.extend(listing.event_ids());
+                    }
+                }
+                Some(DocumentKind::Event) => {
+                    if let Ok(event) = Event::load(doc) {
+                        self.events.borrow_mut().insert(id, event);
+                    }
+                }
+                Some(DocumentKind::Practice) => {
+                    if let Ok(p) = Practice::load(doc) {
+                        self.summaries
+                            .borrow_mut()
+                            .insert(id, PracticeRecord::from_practice(Some(id), &p, true));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let now = now_ms();
+        let mut engine = self.engine.borrow_mut();
+        for other in to_open {
+            if engine.document(&other).is_none() {
+                engine.open(now, other);
+            }
+        }
+    }
+
+    fn settle_unsynced(&self) {
+        let settled: Vec<DocumentId> = {
+            let engine = self.engine.borrow();
+            self.unsynced
+                .borrow()
+                .keys()
+                .filter(|id| engine.in_sync_with_peers(id))
+                .copied()
+                .collect()
+        };
+        if !settled.is_empty() {
+            let mut unsynced = self.unsynced.borrow_mut();
+            for id in settled {
+                unsynced.remove(&id);
+            }
+            drop(unsynced);
+            self.persist_unsynced();
+        }
+        self.signals
+            .waiting
+            .set(self.unsynced.borrow().values().map(|n| *n as usize).sum());
+    }
+
+    fn persist_unsynced(&self) {
+        let list: Vec<(String, u32)> = self
+            .unsynced
+            .borrow()
+            .iter()
+            .map(|(id, n)| (id.to_string(), *n))
+            .collect();
+        let db = self.db.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(text) = serde_json::to_string(&list) {
+                let _ = db.set_meta("unsynced", &text).await;
+            }
+        });
+    }
+
+    // ---- what the UI uses ----
+
+    /// Loads a document (from IndexedDB, or from the node) and keeps it in memory.
+    pub fn open(&self, id: DocumentId) {
+        self.engine.borrow_mut().open(now_ms(), id);
+        self.pump();
+    }
+
+    pub fn is_unavailable(&self, id: &DocumentId) -> bool {
+        self.unavailable.borrow().contains(id)
+    }
+
+    /// Reads a document, if it is here.
+    pub fn with_doc<R>(&self, id: &DocumentId, f: impl FnOnce(&Automerge) -> R) -> Option<R> {
+        self.engine.borrow().document(id).map(f)
+    }
+
+    /// Changes a document (creating it if nobody has it).
+    pub fn change<R>(
+        &self,
+        id: DocumentId,
+        f: impl FnOnce(&mut Automerge) -> R,
+    ) -> Result<R, EngineError> {
+        let result = self.engine.borrow_mut().change(now_ms(), id, f);
+        self.pump();
+        result
+    }
+
+    /// Adds a document made here (or merges it into ours).
+    pub fn insert(&self, id: DocumentId, doc: Automerge) -> Result<(), EngineError> {
+        let result = self.engine.borrow_mut().insert(now_ms(), id, doc);
+        self.pump();
+        result
+    }
+
+    /// Tells others who share the document that we are here.
+    pub fn announce_presence(&self, id: DocumentId, name: &str, field: &str) {
+        let payload = serde_json::json!({
+            "name": name,
+            "field": field,
+            "session": self.engine.borrow().config().ephemeral_session_id,
+        });
+        if let Ok(bytes) = serde_json::to_vec(&payload) {
+            self.engine.borrow_mut().send_ephemeral(id, bytes);
+            self.pump();
+        }
+    }
+
+    /// Others seen on a document in the last 30 seconds.
+    pub fn present(&self, id: &DocumentId) -> Vec<Presence> {
+        let cutoff = js_sys::Date::now() - 30_000.0;
+        self.presence
+            .borrow()
+            .get(id)
+            .map(|m| m.values().filter(|p| p.at >= cutoff).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The flat records of every practice here.
+    pub fn summaries(&self) -> Vec<PracticeRecord> {
+        self.summaries.borrow().values().cloned().collect()
+    }
+
+    pub fn events(&self) -> Vec<(DocumentId, Event)> {
+        self.events
+            .borrow()
+            .iter()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect()
+    }
+
+    pub fn summary(&self, id: &DocumentId) -> Option<PracticeRecord> {
+        self.summaries.borrow().get(id).cloned()
+    }
+
+    /// Drops the connection so a new one is made at once: after logging in or out, the
+    /// node must see the new credentials, which apply at the WebSocket upgrade.
+    pub fn reconnect(&self) {
+        if let Some(socket) = self.socket.borrow().as_ref() {
+            socket.close();
+        }
+    }
+
+    // ---- from the socket ----
+
+    fn connected(&self) -> ConnectionId {
+        let conn = ConnectionId(self.next_conn.get());
+        self.next_conn.set(conn.0 + 1);
+        self.engine.borrow_mut().handle(
+            now_ms(),
+            Input::Connected {
+                conn,
+                direction: ibis_shared::sync::Direction::Outgoing,
+                principal: (),
+            },
+        );
+        self.pump();
+        conn
+    }
+
+    fn frame(&self, conn: ConnectionId, frame: Vec<u8>) {
+        self.engine
+            .borrow_mut()
+            .handle(now_ms(), Input::Frame { conn, frame });
+        self.pump();
+    }
+
+    fn text_frame(&self, conn: ConnectionId) {
+        self.engine
+            .borrow_mut()
+            .handle(now_ms(), Input::TextFrame { conn });
+        self.pump();
+    }
+
+    fn disconnected(&self, conn: ConnectionId) {
+        self.engine
+            .borrow_mut()
+            .handle(now_ms(), Input::Disconnected { conn });
+        self.signals.online.set(false);
+        self.pump();
+    }
+}
+
+/// Carries out jobs one after another: writes (until durable), then frames, then loads.
+async fn run_jobs(replica: Rc<Replica>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.next().await {
+        // Group commit: take whatever else is queued into the same transaction.
+        let mut jobs = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            jobs.push(more);
+        }
+        let writes: Vec<StoreOp> = jobs
+            .iter_mut()
+            .flat_map(|j| std::mem::take(&mut j.writes))
+            .collect();
+        if let Err(e) = replica.db.apply(&writes).await {
+            // Nothing of these jobs is durable: their frames must not go out.
+            replica
+                .signals
+                .notice
+                .set(Some(format!("could not save changes in this browser: {e}")));
+            continue;
+        }
+        for job in jobs {
+            if let Some(socket) = replica.socket.borrow().as_ref() {
+                for (conn, frame) in &job.sends {
+                    if socket.conn() == Some(*conn) {
+                        socket.send(frame);
+                    }
+                }
+                for conn in &job.closes {
+                    if socket.conn() == Some(*conn) {
+                        socket.close();
+                    }
+                }
+            }
+            for document in job.loads {
+                let result = replica.db.load(&document).await.map_err(|e| e.to_string());
+                replica
+                    .engine
+                    .borrow_mut()
+                    .handle(now_ms(), Input::Loaded { document, result });
+                replica.pump();
+            }
+        }
+    }
+}
+
+fn start_ticks(replica: Rc<Replica>) {
+    leptos::task::spawn_local(async move {
+        loop {
+            sleep(1_000).await;
+            replica.engine.borrow_mut().handle(now_ms(), Input::Tick);
+            replica.pump();
+        }
+    });
+}
+
+/// Waits `ms` milliseconds.
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}

@@ -1,0 +1,187 @@
+//! "Add a practice": the essentials, then the practice page for everything else.
+
+use ibis_shared::model::catalogue::Entry;
+use ibis_shared::model::countries::COUNTRIES;
+use ibis_shared::model::practice::{apply_edit, PracticeEdit};
+use ibis_shared::model::review::ReviewAction;
+use ibis_shared::model::taxonomy::THEMES;
+use ibis_shared::model::validation::{check_complete, FieldError};
+use ibis_shared::model::{DocumentKind, ModelError, Practice, TagSet};
+use ibis_shared::DocumentId;
+use leptos::prelude::*;
+
+use super::{ctx, list_in};
+use crate::replica::{now_ms, replica};
+
+#[component]
+pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
+    let ctx = ctx();
+    let title = RwSignal::new(String::new());
+    let city = RwSignal::new(String::new());
+    let country = RwSignal::new(String::new());
+    let summary = RwSignal::new(String::new());
+    let theme = RwSignal::new(String::new());
+    let can_publish = move || ctx.role().is_some_and(|r| r.can_review());
+    let publish = RwSignal::new(true);
+    let errors = RwSignal::new(Vec::<FieldError>::new());
+    let error_for = move |field: &'static str| {
+        move || {
+            errors
+                .get()
+                .iter()
+                .filter(|e| e.field == field)
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    };
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(author) = ctx.author() else {
+            errors.set(vec![FieldError::new("form", "log in to add practices")]);
+            return;
+        };
+        let now = now_ms() as i64;
+        let mut practice = Practice::new(
+            title.get_untracked().trim(),
+            city.get_untracked().trim(),
+            &country.get_untracked(),
+            &author,
+            now,
+        );
+        practice.summary = summary.get_untracked().trim().into();
+        let chosen = theme.get_untracked();
+        if !chosen.is_empty() {
+            practice.themes = TagSet::from_iter([chosen]);
+        }
+        let publishing = can_publish() && publish.get_untracked();
+        // Everything the form asks for is required, so the practice can be submitted or
+        // published as soon as it is saved.
+        let mut problems = check_complete(&practice);
+        problems.extend(ibis_shared::model::validation::check_practice(&practice));
+        if !problems.is_empty() {
+            errors.set(problems);
+            return;
+        }
+        let created = practice.create(&author, now).and_then(|mut doc| {
+            if publishing {
+                apply_edit(
+                    &mut doc,
+                    &PracticeEdit::Review {
+                        action: ReviewAction::Publish,
+                        comment: String::new(),
+                    },
+                    &author,
+                    now,
+                )?;
+            }
+            Ok(doc)
+        });
+        let doc = match created {
+            Ok(doc) => doc,
+            Err(ModelError::Invalid(problems)) => {
+                errors.set(problems);
+                return;
+            }
+            Err(e) => {
+                errors.set(vec![FieldError::new("form", e.to_string())]);
+                return;
+            }
+        };
+        let id = DocumentId::random();
+        let Some(replica) = replica() else {
+            errors.set(vec![FieldError::new("form", "storage is not ready")]);
+            return;
+        };
+        if let Err(e) = replica.insert(id, doc) {
+            errors.set(vec![FieldError::new("form", e.to_string())]);
+            return;
+        }
+        let mut listed = list_in(DocumentKind::Workspace, Entry::Practice, id, &author);
+        if publishing && listed.is_ok() {
+            listed = list_in(DocumentKind::Catalogue, Entry::Practice, id, &author);
+        }
+        if let Err(e) = listed {
+            errors.set(vec![FieldError::new("form", e)]);
+            return;
+        }
+        errors.set(Vec::new());
+        for s in [title, city, country, summary, theme] {
+            s.set(String::new());
+        }
+        done();
+    };
+
+    view! {
+        <form class="add" on:submit=submit aria-labelledby="add-heading">
+            <h2 id="add-heading">{move || ctx.t("Add a practice")}</h2>
+            <label>{move || ctx.t("Title")}
+                <input data-testid="add-title" required maxlength="300"
+                    prop:value=title on:input=move |ev| title.set(event_target_value(&ev))/>
+            </label>
+            <FieldProblem text=error_for("title")/>
+            <div class="row">
+                <label>{move || ctx.t("City")}
+                    <input data-testid="add-city" required maxlength="200"
+                        prop:value=city on:input=move |ev| city.set(event_target_value(&ev))/>
+                </label>
+                <label>{move || ctx.t("Country")}
+                    <select data-testid="add-country" required
+                        on:change=move |ev| country.set(event_target_value(&ev))>
+                        <option value="" selected=move || country.get().is_empty()>{move || ctx.t("Choose…")}</option>
+                        {COUNTRIES
+                            .iter()
+                            .map(|(code, name)| view! {
+                                <option value=*code selected=move || country.get() == *code>{*name}</option>
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
+            </div>
+            <FieldProblem text=error_for("city")/>
+            <FieldProblem text=error_for("country")/>
+            <label>{move || ctx.t("Summary")}
+                <textarea data-testid="add-summary" rows="3" maxlength="3000"
+                    prop:value=summary on:input=move |ev| summary.set(event_target_value(&ev))></textarea>
+            </label>
+            <FieldProblem text=error_for("summary")/>
+            <label>{move || ctx.t("Theme")}
+                <select data-testid="add-theme" on:change=move |ev| theme.set(event_target_value(&ev))>
+                    <option value="" selected=move || theme.get().is_empty()>{move || ctx.t("Choose…")}</option>
+                    {THEMES
+                        .iter()
+                        .map(|t| view! {
+                            <option value=t.key selected=move || theme.get() == t.key>
+                                {move || t.label(ctx.lang.get())}
+                            </option>
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <FieldProblem text=error_for("themes")/>
+            <Show when=can_publish>
+                <label class="check">
+                    <input type="checkbox" data-testid="add-publish" prop:checked=publish
+                        on:change=move |ev| publish.set(event_target_checked(&ev))/>
+                    {move || ctx.t("Publish now")}
+                </label>
+            </Show>
+            <FieldProblem text=error_for("form")/>
+            <div class="actions">
+                <button type="submit" class="primary" data-testid="add-submit">{move || ctx.t("Save")}</button>
+                <button type="button" on:click=move |_| done()>{move || ctx.t("Cancel")}</button>
+            </div>
+        </form>
+    }
+}
+
+#[component]
+pub fn FieldProblem(text: impl Fn() -> String + Send + Sync + 'static) -> impl IntoView {
+    let text = Signal::derive(text);
+    view! {
+        <Show when=move || !text.get().is_empty()>
+            <p class="field-error" data-testid="field-error" role="alert">{move || text.get()}</p>
+        </Show>
+    }
+}

@@ -1,0 +1,288 @@
+//! Browse: search and facets over the local replica, the results, and exports of what is
+//! shown.
+
+use std::sync::Arc;
+
+use ibis_shared::model::facets::Facet;
+use ibis_shared::model::record::{PracticeRecord, CSV_COLUMNS};
+use ibis_shared::model::review::ReviewState;
+use ibis_shared::model::taxonomy::{
+    self, Lang, ACTOR_LEVELS, EVIDENCE_LEVELS, TARGET_GROUPS, THEMES,
+};
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use super::{add::AddPractice, ctx, download};
+use crate::replica::replica;
+use crate::search::{Index, Query};
+
+/// How a facet value reads in the interface language.
+pub fn facet_label(facet: Facet, value: &str, lang: Lang) -> String {
+    let term = |vocab| taxonomy::find(vocab, value).map(|t| t.label(lang).to_owned());
+    let label = match facet {
+        Facet::Theme => term(THEMES),
+        Facet::TargetGroup => term(TARGET_GROUPS),
+        Facet::EvidenceLevel => term(EVIDENCE_LEVELS),
+        Facet::Country => ibis_shared::model::countries::country_name(value).map(str::to_owned),
+        Facet::GcmObjective => value
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| taxonomy::GCM_OBJECTIVES.get(n.wrapping_sub(1)))
+            .map(|t| format!("{value}. {t}")),
+        Facet::ReviewState => Some(crate::i18n::tr(lang, state_word(value)).to_owned()),
+        Facet::City => None,
+    };
+    label.unwrap_or_else(|| value.to_owned())
+}
+
+fn state_word(key: &str) -> &'static str {
+    match ReviewState::from_key(key) {
+        Some(ReviewState::Draft) => "draft",
+        Some(ReviewState::Submitted) => "submitted",
+        Some(ReviewState::Published) => "published",
+        Some(ReviewState::Archived) => "archived",
+        None => "draft",
+    }
+}
+
+pub fn actor_label(key: &str, lang: Lang) -> String {
+    taxonomy::find(ACTOR_LEVELS, key)
+        .map(|t| t.label(lang).to_owned())
+        .unwrap_or_else(|| key.to_owned())
+}
+
+fn facet_title(facet: Facet) -> &'static str {
+    match facet {
+        Facet::Theme => "Theme",
+        Facet::Country => "Country",
+        Facet::City => "City",
+        Facet::TargetGroup => "Target group",
+        Facet::GcmObjective => "GCM objective",
+        Facet::EvidenceLevel => "Evidence",
+        Facet::ReviewState => "Review state",
+    }
+}
+
+fn to_csv(records: &[PracticeRecord]) -> String {
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    };
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    for r in records {
+        out.push_str(
+            &r.csv_fields()
+                .iter()
+                .map(|f| field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// A value shared by reference; equal only to itself, so a memo holding it changes
+/// whenever it is recomputed.
+pub struct Shared<T>(pub Arc<T>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+#[component]
+pub fn ListPage() -> impl IntoView {
+    let ctx = ctx();
+    let query = RwSignal::new(Query::default());
+    // The index is rebuilt when documents change, not on every keystroke.
+    let index = Memo::new(move |_| {
+        ctx.signals.revision.track();
+        ctx.ready.track();
+        Shared(Arc::new(Index::new(
+            replica().map(|r| r.summaries()).unwrap_or_default(),
+        )))
+    });
+    let results = Memo::new(move |_| Shared(Arc::new(index.get().0.search(&query.get()))));
+    let shown = move || {
+        let index = index.get().0;
+        results
+            .get()
+            .0
+            .hits
+            .iter()
+            .map(|&i| index.records()[i].clone())
+            .collect::<Vec<_>>()
+    };
+    let export_csv = move |_| download("practices.csv", "text/csv", &to_csv(&shown()));
+    let export_json = move |_| {
+        let text = serde_json::to_string_pretty(&shown()).unwrap_or_default();
+        download("practices.json", "application/json", &text);
+    };
+    let adding = RwSignal::new(false);
+    view! {
+        <section class="browse">
+            <div class="search">
+                <label for="search">{move || ctx.t("Search practices")}</label>
+                <input id="search" type="search" data-testid="search"
+                    prop:value=move || query.get().text
+                    on:input=move |ev| query.update(|q| q.text = event_target_value(&ev))/>
+                <span data-testid="result-count" class="count">
+                    {move || results.get().0.hits.len()} " " {move || ctx.t("practices")}
+                </span>
+                <button data-testid="export-csv" on:click=export_csv>{move || ctx.t("Export CSV")}</button>
+                <button data-testid="export-json" on:click=export_json>{move || ctx.t("Export JSON")}</button>
+                <Show when=move || ctx.author().is_some() || ctx.role().is_some()>
+                    <button data-testid="add-open" class="primary"
+                        on:click=move |_| adding.update(|a| *a = !*a)>{move || ctx.t("Add a practice")}</button>
+                </Show>
+            </div>
+            <Show when=move || adding.get()>
+                <AddPractice done=move || adding.set(false)/>
+            </Show>
+            <div class="columns">
+                <aside class="facets" aria-label="filters">
+                    <Show when=move || !query.get().filters.is_empty()>
+                        <button on:click=move |_| query.update(|q| q.filters.clear())>{move || ctx.t("Clear filters")}</button>
+                    </Show>
+                    {Facet::ALL
+                        .into_iter()
+                        .map(|facet| view! { <FacetBox facet query results=results/> })
+                        .collect_view()}
+                </aside>
+                <div class="results">
+                    <Show when=move || ctx.ready.get() && results.get().0.hits.is_empty()>
+                        <p>{move || ctx.t("No practices match.")}</p>
+                    </Show>
+                    <ul data-testid="practice-list" class="practices">
+                        <For each=shown key=|r| (r.id.clone(), r.updated_at, r.title.clone()) let:r>
+                            <PracticeRow record=r/>
+                        </For>
+                    </ul>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn FacetBox(
+    facet: Facet,
+    query: RwSignal<Query>,
+    results: Memo<Shared<crate::search::Results>>,
+) -> impl IntoView {
+    let ctx = ctx();
+    let values = move || {
+        let mut values = results
+            .get()
+            .0
+            .facets
+            .get(&facet)
+            .cloned()
+            .unwrap_or_default();
+        // Keep selected values visible even when they match nothing now.
+        if let Some(selected) = query.get().filters.get(&facet) {
+            for v in selected {
+                if !values.iter().any(|(x, _)| x == v) {
+                    values.push((v.clone(), 0));
+                }
+            }
+        }
+        values.truncate(30);
+        values
+    };
+    view! {
+        <Show when=move || !values().is_empty()>
+            <fieldset data-testid=format!("facet-{}", facet.key())>
+                <legend>{move || ctx.t(facet_title(facet))}</legend>
+                <For each=values key=|(v, n)| (v.clone(), *n) let:item>
+                    {
+                        let (value, count) = item;
+                        let v = value.clone();
+                        let checked = move || query.get().is_selected(facet, &v);
+                        let toggle_value = value.clone();
+                        let label_value = value.clone();
+                        view! {
+                            <label class="facet-option" data-testid="facet-option" data-value=value.clone() data-count=count>
+                                <input type="checkbox" prop:checked=checked
+                                    on:change=move |_| query.update(|q| q.toggle(facet, &toggle_value))/>
+                                {move || facet_label(facet, &label_value, ctx.lang.get())}
+                                " " <span class="n">{count}</span>
+                            </label>
+                        }
+                    }
+                </For>
+            </fieldset>
+        </Show>
+    }
+}
+
+#[component]
+fn PracticeRow(record: PracticeRecord) -> impl IntoView {
+    let ctx = ctx();
+    let path = format!(
+        "/practices/{}",
+        record
+            .id
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches("automerge:")
+    );
+    let country = record.country.clone();
+    let state = record.review_state.clone();
+    let public = ReviewState::from_key(&state).is_some_and(|s| s.is_public());
+    view! {
+        <li class="practice" data-testid="practice-row">
+            <A href=path><span data-testid="practice-title">{record.title.clone()}</span></A>
+            <span class="where">
+                <span data-testid="practice-city">{record.city.clone()}</span> ", "
+                <span data-testid="practice-country" title=move || facet_label(Facet::Country, &country, ctx.lang.get())>
+                    {record.country.clone()}
+                </span>
+            </span>
+            <Show when=move || !public>
+                <span class="badge" data-testid="practice-state">
+                    {let s = state.clone(); move || ctx.t(state_word(&s))}
+                </span>
+            </Show>
+            <p class="summary">{record.summary.chars().take(240).collect::<String>()}</p>
+        </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let r = PracticeRecord {
+            title: "Desks, \"one-stop\"".into(),
+            summary: "line one\nline two".into(),
+            ..PracticeRecord::default()
+        };
+        let csv = to_csv(&[r]);
+        assert!(csv.starts_with("id,title,summary,"));
+        assert!(csv.contains("\"Desks, \"\"one-stop\"\"\""));
+        assert!(csv.contains("\"line one\nline two\""));
+    }
+
+    #[test]
+    fn labels_follow_the_language() {
+        assert_eq!(facet_label(Facet::Theme, "housing", Lang::Fr), "Logement");
+        assert_eq!(facet_label(Facet::Country, "BR", Lang::En), "Brazil");
+        assert!(facet_label(Facet::GcmObjective, "16", Lang::En).starts_with("16. "));
+        assert_eq!(facet_label(Facet::City, "Lyon", Lang::Es), "Lyon");
+    }
+}
