@@ -1,0 +1,511 @@
+//! The catalogue in real browsers: collaborative editing across nodes, offline editing,
+//! search and facets at scale, draft visibility, accessibility.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use fantoccini::Locator;
+use ibis_shared::model::record::PracticeRecord;
+use ibis_shared::model::Role;
+use ibis_tests::{browser_tests_enabled, eventually, Browser, Federation, WAIT};
+
+/// Saves a screenshot under `IBIS_SCREENSHOTS` when that is set (for docs/).
+async fn screenshot(browser: &Browser, name: &str) {
+    if let Some(dir) = std::env::var_os("IBIS_SCREENSHOTS") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.png"));
+        if let Err(e) = browser.screenshot(&path).await {
+            eprintln!("screenshot {name}: {e}");
+        }
+    }
+}
+
+async fn open_app(node: &ibis_node::RunningNode) -> Browser {
+    let browser = Browser::start().await.expect("browser");
+    browser
+        .goto(&format!("{}/", node.http_url()))
+        .await
+        .expect("goto");
+    browser
+        .wait_for_text("sync-status", "Online")
+        .await
+        .expect("online");
+    browser
+}
+
+/// Adds a practice through the form; returns its document id (from its link).
+async fn add_practice(browser: &Browser, title: &str, summary: &str, publish: bool) -> String {
+    browser.click("add-open").await.expect("open the form");
+    browser.fill("add-title", title).await.expect("title");
+    browser.fill("add-city", "Lisbon").await.expect("city");
+    browser.select("add-country", "PT").await.expect("country");
+    browser.fill("add-summary", summary).await.expect("summary");
+    browser
+        .select("add-theme", "reception-services")
+        .await
+        .expect("theme");
+    if !publish {
+        browser.click("add-publish").await.expect("uncheck publish");
+    }
+    browser.click("add-submit").await.expect("save");
+    browser
+        .wait_for_text("practice-title", title)
+        .await
+        .expect("listed");
+    practice_id(browser, title).await
+}
+
+async fn practice_id(browser: &Browser, title: &str) -> String {
+    for row in browser
+        .client
+        .find_all(Locator::Css("[data-testid=practice-row]"))
+        .await
+        .expect("rows")
+    {
+        if row.text().await.unwrap_or_default().contains(title) {
+            let href = row
+                .find(Locator::Css("a"))
+                .await
+                .expect("link")
+                .attr("href")
+                .await
+                .expect("href")
+                .expect("an href");
+            return href.rsplit('/').next().unwrap_or_default().to_owned();
+        }
+    }
+    panic!("no row for {title}");
+}
+
+async fn open_practice(browser: &Browser, node: &ibis_node::RunningNode, id: &str) {
+    browser
+        .goto(&format!("{}/practices/{id}", node.http_url()))
+        .await
+        .expect("goto");
+    browser
+        .wait_for("practice-heading")
+        .await
+        .expect("the practice page");
+}
+
+async fn wait_for_value(browser: &Browser, testid: &str, wanted: &str) {
+    let found = eventually(WAIT, &format!("`{wanted}` in {testid}"), || async {
+        let v = browser.prop(testid, "value").await.ok()?;
+        (v == wanted).then_some(v)
+    })
+    .await;
+    if let Err(e) = found {
+        let seen = browser.prop(testid, "value").await.unwrap_or_default();
+        panic!("{e}; the field holds `{seen}`");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_typing_in_one_summary_on_two_nodes_both_keep_their_words() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let fed = Federation::start(&["IOM", "NLC"], true)
+            .await
+            .expect("federation");
+        let iom = open_app(&fed.nodes[0]).await;
+        let nlc = open_app(&fed.nodes[1]).await;
+        let title = "Welcome desks (typing)";
+        let id = add_practice(&iom, title, "One-stop desks for newcomers.", true).await;
+        nlc.wait_for_text("practice-title", title)
+            .await
+            .expect("on the partner");
+
+        open_practice(&iom, &fed.nodes[0], &id).await;
+        open_practice(&nlc, &fed.nodes[1], &id).await;
+        iom.click("edit").await.expect("edit");
+        nlc.click("edit").await.expect("edit");
+        wait_for_value(&iom, "edit-summary", "One-stop desks for newcomers.").await;
+        wait_for_value(&nlc, "edit-summary", "One-stop desks for newcomers.").await;
+        screenshot(&iom, "editor").await;
+
+        let at_start = format!("{}Municipal ", char::from(Key::Home));
+        let at_end = format!("{} in twelve languages", char::from(Key::End));
+        let (a, b) = tokio::join!(
+            iom.type_text("edit-summary", &at_start),
+            nlc.type_text("edit-summary", &at_end),
+        );
+        a.expect("typing at IOM");
+        b.expect("typing at NLC");
+
+        let both = "Municipal One-stop desks for newcomers. in twelve languages";
+        wait_for_value(&iom, "edit-summary", both).await;
+        wait_for_value(&nlc, "edit-summary", both).await;
+        iom.close().await.expect("close");
+        nlc.close().await.expect("close");
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_edit_survives_a_reload_and_merges_with_a_concurrent_edit() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut fed = Federation::start(&["IOM", "NLC"], true)
+            .await
+            .expect("federation");
+        let iom = open_app(&fed.nodes[0]).await;
+        let nlc = open_app(&fed.nodes[1]).await;
+        let title = "Library welcome desks (offline)";
+        let id = add_practice(&nlc, title, "Desks.", true).await;
+        iom.wait_for_text("practice-title", title)
+            .await
+            .expect("reached IOM");
+        open_practice(&iom, &fed.nodes[0], &id).await;
+        open_practice(&nlc, &fed.nodes[1], &id).await;
+        iom.click("edit").await.expect("edit");
+        nlc.click("edit").await.expect("edit");
+        wait_for_value(&iom, "edit-summary", "Desks.").await;
+
+        // IOM's node goes away: the browser keeps working from its own copy.
+        fed.stop(0).await.expect("stop IOM's node");
+        iom.wait_for_text("sync-status", "Offline")
+            .await
+            .expect("offline");
+        iom.type_text(
+            "edit-summary",
+            &format!("{} Open on Saturdays.", char::from(Key::End)),
+        )
+        .await
+        .expect("type offline");
+        iom.wait_for_text("sync-status", "changes waiting")
+            .await
+            .expect("changes waiting");
+        screenshot(&iom, "offline").await;
+
+        // Meanwhile someone edits the same text on the other node.
+        nlc.type_text(
+            "edit-summary",
+            &format!("{}Since 2010: ", char::from(Key::Home)),
+        )
+        .await
+        .expect("type at NLC");
+        wait_for_value(&nlc, "edit-summary", "Since 2010: Desks.").await;
+
+        // Reload while offline: the app starts from its cache and IndexedDB.
+        iom.refresh().await.expect("reload");
+        iom.wait_for("practice-heading")
+            .await
+            .expect("the page, offline");
+        iom.wait_for_text("sync-status", "Offline")
+            .await
+            .expect("still offline");
+        iom.click("edit").await.expect("edit");
+        wait_for_value(&iom, "edit-summary", "Desks. Open on Saturdays.").await;
+
+        // Back online: both edits survive, everywhere.
+        fed.restart(0).await.expect("restart IOM's node");
+        iom.wait_for_text("sync-status", "all changes saved")
+            .await
+            .expect("synced");
+        let merged = "Since 2010: Desks. Open on Saturdays.";
+        wait_for_value(&iom, "edit-summary", merged).await;
+        wait_for_value(&nlc, "edit-summary", merged).await;
+        iom.close().await.expect("close");
+        nlc.close().await.expect("close");
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
+
+const CITIES: [(&str, &str); 8] = [
+    ("Lyon", "FR"),
+    ("Paris", "FR"),
+    ("Lisbon", "PT"),
+    ("Porto", "PT"),
+    ("Toronto", "CA"),
+    ("Chicago", "US"),
+    ("Denver", "US"),
+    ("São Paulo", "BR"),
+];
+const THEMES: [&str; 5] = ["housing", "health", "employment", "youth", "women"];
+const WORDS: [&str; 4] = ["desks", "mentoring", "classes", "councils"];
+
+fn generated(n: usize) -> Vec<PracticeRecord> {
+    (0..n)
+        .map(|i| {
+            let (city, country) = CITIES[i * 7 % CITIES.len()];
+            let mut themes = vec![THEMES[i % THEMES.len()].to_owned()];
+            if i % 3 == 0 {
+                themes.push("education-language".into());
+            }
+            PracticeRecord {
+                title: format!("Practice {i}: community {}", WORDS[i % WORDS.len()]),
+                summary: "A generated practice.".into(),
+                city: city.into(),
+                country: country.into(),
+                themes,
+                review_state: "published".into(),
+                ..PracticeRecord::default()
+            }
+        })
+        .collect()
+}
+
+/// (value, count) of a facet as the page shows it.
+async fn facet_counts(browser: &Browser, facet: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let sel = format!("[data-testid=facet-{facet}] [data-testid=facet-option]");
+    for el in browser
+        .client
+        .find_all(Locator::Css(&sel))
+        .await
+        .expect("options")
+    {
+        let value = el
+            .attr("data-value")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let count = el
+            .attr("data-count")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        out.insert(value, count);
+    }
+    out
+}
+
+async fn result_count(browser: &Browser) -> u64 {
+    browser
+        .text("result-count")
+        .await
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_and_facet_counts_match_a_thousand_practices() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(400), async {
+        const N: usize = 1_000;
+        let records = generated(N);
+        let fed = Federation::start_with(&["IOM"], true, |_, dir| {
+            let file = dir.join("generated.json");
+            std::fs::write(&file, serde_json::to_vec(&generated(N))?)?;
+            let report = ibis_node::import::import(
+                dir,
+                &file,
+                ibis_node::import::Format::Json,
+                "generator",
+            )?;
+            anyhow::ensure!(report.failed() == 0, "generated records import");
+            Ok(())
+        })
+        .await
+        .expect("federation");
+        let browser = Browser::start().await.expect("browser");
+        browser
+            .goto(&format!("{}/", fed.nodes[0].http_url()))
+            .await
+            .expect("goto");
+        eventually(
+            Duration::from_secs(240),
+            "all practices in the browser",
+            || async { (result_count(&browser).await == N as u64).then_some(()) },
+        )
+        .await
+        .expect("the whole catalogue arrives");
+        screenshot(&browser, "list").await;
+
+        let mut themes: BTreeMap<String, u64> = BTreeMap::new();
+        let mut countries: BTreeMap<String, u64> = BTreeMap::new();
+        for r in &records {
+            for t in &r.themes {
+                *themes.entry(t.clone()).or_default() += 1;
+            }
+            *countries.entry(r.country.clone()).or_default() += 1;
+        }
+        assert_eq!(facet_counts(&browser, "theme").await, themes);
+        assert_eq!(facet_counts(&browser, "country").await, countries);
+
+        // Full-text search: every word must start a word of the practice.
+        browser.fill("search", "mentor").await.expect("search");
+        let mentoring = records
+            .iter()
+            .filter(|r| r.title.contains("mentoring"))
+            .count() as u64;
+        eventually(WAIT, "the search results", || async {
+            (result_count(&browser).await == mentoring).then_some(())
+        })
+        .await
+        .expect("search count");
+        // A facet on top of the search: counts follow the results.
+        let country = records
+            .iter()
+            .find(|r| r.title.contains("mentoring"))
+            .map(|r| r.country.clone())
+            .expect("a mentoring practice");
+        let sel = format!(
+            "[data-testid=facet-country] [data-testid=facet-option][data-value={country}] input"
+        );
+        browser
+            .client
+            .find(Locator::Css(&sel))
+            .await
+            .expect("the country")
+            .click()
+            .await
+            .expect("click");
+        let expected = records
+            .iter()
+            .filter(|r| r.title.contains("mentoring") && r.country == country)
+            .count() as u64;
+        eventually(WAIT, "the filtered results", || async {
+            (result_count(&browser).await == expected).then_some(())
+        })
+        .await
+        .expect("filtered count");
+        let mut themes_now: BTreeMap<String, u64> = BTreeMap::new();
+        for r in records
+            .iter()
+            .filter(|r| r.title.contains("mentoring") && r.country == country)
+        {
+            for t in &r.themes {
+                *themes_now.entry(t.clone()).or_default() += 1;
+            }
+        }
+        assert_eq!(facet_counts(&browser, "theme").await, themes_now);
+        browser.close().await.expect("close");
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
+
+async fn log_in(browser: &Browser, name: &str, password: &str) {
+    browser.fill("login-name", name).await.expect("name");
+    browser
+        .fill("login-password", password)
+        .await
+        .expect("password");
+    browser.click("login-submit").await.expect("log in");
+    browser.wait_for("user").await.expect("logged in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_is_invisible_to_partners_and_anonymous_visitors_until_published() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let fed = Federation::start(&["IOM", "NLC"], false)
+            .await
+            .expect("federation");
+        fed.add_user(0, "rita", Role::Reviewer, "a long enough password")
+            .expect("user");
+        let rita = open_app(&fed.nodes[0]).await;
+        log_in(&rita, "rita", "a long enough password").await;
+        rita.wait_for_text("sync-status", "Online")
+            .await
+            .expect("online again");
+        let title = "Mentoring for newcomer entrepreneurs (draft)";
+        let id = add_practice(&rita, title, "Volunteer mentors.", false).await;
+
+        let visitor = open_app(&fed.nodes[0]).await;
+        let partner = open_app(&fed.nodes[1]).await;
+        // Give a leak every chance to happen.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for (who, browser) in [
+            ("an anonymous visitor", &visitor),
+            ("the partner node", &partner),
+        ] {
+            let titles = browser.texts("practice-title").await.expect("titles");
+            assert!(
+                !titles.iter().any(|t| t.contains(title)),
+                "{who} sees the draft"
+            );
+        }
+
+        open_practice(&rita, &fed.nodes[0], &id).await;
+        rita.click("review-publish").await.expect("publish");
+        rita.wait_for_text("field-state", "published")
+            .await
+            .expect("published");
+        partner
+            .wait_for_text("practice-title", title)
+            .await
+            .expect("the partner gets it");
+        visitor.refresh().await.expect("reload");
+        visitor
+            .wait_for_text("practice-title", title)
+            .await
+            .expect("visitors see it");
+        for b in [rita, visitor, partner] {
+            b.close().await.expect("close");
+        }
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
+
+/// Serious and critical axe-core violations on the current page.
+async fn axe(browser: &Browser) -> Vec<serde_json::Value> {
+    let source =
+        std::fs::read_to_string(ibis_tests::js_dir().join("node_modules/axe-core/axe.min.js"))
+            .expect("axe-core is installed (npm ci in tests/js)");
+    browser.script(&source).await.expect("load axe");
+    let result = browser
+        .script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then(r => done(
+               r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                              nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) }))));",
+        )
+        .await
+        .expect("run axe");
+    result.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_practice_and_editor_pages_have_no_serious_accessibility_violations() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let fed = Federation::start(&["IOM"], true).await.expect("federation");
+        let browser = open_app(&fed.nodes[0]).await;
+        let id = add_practice(
+            &browser,
+            "Accessible practice",
+            "Checked with axe-core.",
+            true,
+        )
+        .await;
+        let list = axe(&browser).await;
+        assert!(list.is_empty(), "list page: {list:#?}");
+        open_practice(&browser, &fed.nodes[0], &id).await;
+        screenshot(&browser, "practice").await;
+        let page = axe(&browser).await;
+        assert!(page.is_empty(), "practice page: {page:#?}");
+        browser.click("edit").await.expect("edit");
+        browser.wait_for("edit-summary").await.expect("editor");
+        let editor = axe(&browser).await;
+        assert!(editor.is_empty(), "editor: {editor:#?}");
+        browser.close().await.expect("close");
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
