@@ -21,8 +21,17 @@ const stop = async () => {
   wss.close();
   process.exit(0);
 };
+// Announce the port only once the repo's adapter handles connections: the Repo attaches
+// it asynchronously, and a client that connects before then is reset.
 wss.on("listening", () => {
-  process.stdout.write(JSON.stringify({ port: wss.address().port }) + "\n");
+  const announce = () => {
+    if (wss.listenerCount("connection") > 0) {
+      process.stdout.write(JSON.stringify({ port: wss.address().port }) + "\n");
+    } else {
+      setTimeout(announce, 5);
+    }
+  };
+  announce();
 });
 process.on("SIGTERM", stop);
 process.stdin.on("close", stop);

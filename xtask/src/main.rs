@@ -4,9 +4,12 @@
 //!   (npm binaryen), Chromium and ChromeDriver, OpenSSL headers, npm packages for tests.
 //! - `build-app [--dev]`: the browser app with Trunk, into `dist/`.
 //! - `demo`: a demo federation of three nodes with seeded practices.
-//! - `test`: formatting, lints and every test, browser tests included.
+//! - `test`: formatting, lints and every test, browser tests included, and a quick smoke
+//!   run of the benchmark.
+//! - `bench [--quick] [--update-readme]`: ibis against the JS server and samod.
 
 mod app;
+mod bench;
 mod demo;
 mod setup;
 mod test;
@@ -14,7 +17,7 @@ mod util;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <setup | build-app [--dev] | demo | test>";
+const USAGE: &str = "usage: cargo xtask <setup | build-app [--dev] | demo | test | bench [--quick] [--update-readme]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         Some("build-app") => app::build(!args.iter().any(|a| a == "--dev")).map(|_| ()),
         Some("demo") => demo::run(),
         Some("test") => test::run(),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -64,6 +64,17 @@ pub fn run_all() -> anyhow::Result<()> {
         .env("RUST_BACKTRACE", "1"))?;
     done(s, &mut timings);
 
+    // The benchmark must keep working; its figures are not checked (tiny sizes, debug build).
+    let s = step("benchmark smoke run (quick, debug build)");
+    sh(Command::new("cargo")
+        .args(["build", "-p", "ibis-node", "-p", "ibis-bench"])
+        .current_dir(root()))?;
+    sh(Command::new(root().join("target/debug/ibis-bench"))
+        .args(["run", "--quick", "--out"])
+        .arg(root().join("target/bench-smoke"))
+        .current_dir(root()))?;
+    done(s, &mut timings);
+
     print_timings(&timings);
     Ok(())
 }

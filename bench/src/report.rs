@@ -1,0 +1,358 @@
+//! The report: medians per server, ibis's ratio to each rival, and the goals.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::servers::Kind;
+use crate::workloads::Sizes;
+
+/// Every sample of every figure for one server.
+#[derive(Debug, Default, Serialize)]
+pub struct ServerResult {
+    pub samples: BTreeMap<String, Vec<f64>>,
+    pub errors: Vec<String>,
+}
+
+impl ServerResult {
+    pub fn failed(error: String) -> Self {
+        Self {
+            samples: BTreeMap::new(),
+            errors: vec![error],
+        }
+    }
+
+    pub fn add(&mut self, key: &str, value: f64) {
+        self.samples.entry(key.to_owned()).or_default().push(value);
+    }
+
+    pub fn median(&self, key: &str) -> Option<f64> {
+        let mut values = self.samples.get(key)?.clone();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        Some(if values.len() % 2 == 1 {
+            values[mid]
+        } else {
+            (values[mid - 1] + values[mid]) / 2.0
+        })
+    }
+}
+
+/// One row of the table.
+struct Figure {
+    key: &'static str,
+    label: &'static str,
+    lower_is_better: bool,
+    decimals: usize,
+}
+
+const FIGURES: &[Figure] = &[
+    Figure {
+        key: "fanout_p50_ms",
+        label: "fan-out latency p50 (ms)",
+        lower_is_better: true,
+        decimals: 2,
+    },
+    Figure {
+        key: "fanout_p99_ms",
+        label: "fan-out latency p99 (ms)",
+        lower_is_better: true,
+        decimals: 2,
+    },
+    Figure {
+        key: "changes_per_s_1doc",
+        label: "relayed changes/s, writers × 1 document",
+        lower_is_better: false,
+        decimals: 0,
+    },
+    Figure {
+        key: "changes_per_s_100docs",
+        label: "relayed changes/s, writers × 100 documents",
+        lower_is_better: false,
+        decimals: 0,
+    },
+    Figure {
+        key: "delivered_pct_1doc",
+        label: "share of changes the observer got, 1 document (%)",
+        lower_is_better: false,
+        decimals: 1,
+    },
+    Figure {
+        key: "delivered_pct_100docs",
+        label: "share of changes the observer got, 100 documents (%)",
+        lower_is_better: false,
+        decimals: 1,
+    },
+    Figure {
+        key: "create_docs_s",
+        label: "create and sync documents (s)",
+        lower_is_better: true,
+        decimals: 2,
+    },
+    Figure {
+        key: "idle_rss_mb",
+        label: "idle RSS after syncing practices (MB)",
+        lower_is_better: true,
+        decimals: 1,
+    },
+    Figure {
+        key: "full_sync_s",
+        label: "fresh client's full sync (s)",
+        lower_is_better: true,
+        decimals: 2,
+    },
+    Figure {
+        key: "full_sync_mb",
+        label: "fresh client's full sync (MB on the wire)",
+        lower_is_better: true,
+        decimals: 2,
+    },
+    Figure {
+        key: "full_sync_peak_rss_mb",
+        label: "server peak RSS during the full sync (MB)",
+        lower_is_better: true,
+        decimals: 1,
+    },
+    Figure {
+        key: "reconnect_bytes",
+        label: "reconnect after one edit (bytes)",
+        lower_is_better: true,
+        decimals: 0,
+    },
+    Figure {
+        key: "reconnect_round_trips",
+        label: "reconnect after one edit (round trips)",
+        lower_is_better: true,
+        decimals: 0,
+    },
+];
+
+/// A goal from issue 6, checked against the medians of this run.
+#[derive(Debug, Serialize)]
+pub struct Goal {
+    pub goal: String,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub quick: bool,
+    pub sizes: Sizes,
+    pub servers: BTreeMap<Kind, ServerResult>,
+    pub medians: BTreeMap<Kind, BTreeMap<String, f64>>,
+    pub wasm_bytes: Option<u64>,
+    pub wasm_gzip_bytes: Option<u64>,
+    pub goals: Vec<Goal>,
+}
+
+fn format(value: f64, decimals: usize) -> String {
+    format!("{value:.decimals$}")
+}
+
+impl Report {
+    pub fn new(
+        sizes: Sizes,
+        quick: bool,
+        servers: BTreeMap<Kind, ServerResult>,
+        wasm: Option<(u64, u64)>,
+    ) -> Self {
+        let medians = servers
+            .iter()
+            .map(|(kind, result)| {
+                let figures = FIGURES
+                    .iter()
+                    .filter_map(|f| result.median(f.key).map(|m| (f.key.to_owned(), m)))
+                    .collect();
+                (*kind, figures)
+            })
+            .collect();
+        let mut report = Self {
+            quick,
+            sizes,
+            servers,
+            medians,
+            wasm_bytes: wasm.map(|w| w.0),
+            wasm_gzip_bytes: wasm.map(|w| w.1),
+            goals: Vec::new(),
+        };
+        report.goals = report.check_goals();
+        report
+    }
+
+    fn get(&self, kind: Kind, key: &str) -> Option<f64> {
+        self.medians.get(&kind)?.get(key).copied()
+    }
+
+    /// How many times better ibis is than `other` on this figure.
+    fn ratio(&self, other: Kind, figure: &Figure) -> Option<f64> {
+        let ours = self.get(Kind::Ibis, figure.key)?;
+        let theirs = self.get(other, figure.key)?;
+        let (num, den) = if figure.lower_is_better {
+            (theirs, ours)
+        } else {
+            (ours, theirs)
+        };
+        (den > 0.0).then(|| num / den)
+    }
+
+    fn ratio_of(&self, other: Kind, key: &str) -> Option<f64> {
+        let figure = FIGURES.iter().find(|f| f.key == key)?;
+        self.ratio(other, figure)
+    }
+
+    fn check_goals(&self) -> Vec<Goal> {
+        let s = &self.sizes;
+        let ibis = |key| self.get(Kind::Ibis, key);
+        let all = |checks: &[Option<bool>]| -> Option<bool> {
+            checks
+                .iter()
+                .copied()
+                .collect::<Option<Vec<bool>>>()
+                .map(|v| v.iter().all(|b| *b))
+        };
+        vec![
+            Goal {
+                goal: "fan-out p99 ≤ 2 ms and ≥ 5× lower than the JS server".into(),
+                met: all(&[
+                    ibis("fanout_p99_ms").map(|v| v <= 2.0),
+                    self.ratio_of(Kind::Js, "fanout_p99_ms").map(|r| r >= 5.0),
+                ]),
+            },
+            Goal {
+                goal: "relayed changes/s ≥ 10× the JS server and ≥ 2× samod (1 and 100 documents)"
+                    .into(),
+                met: all(&[
+                    self.ratio_of(Kind::Js, "changes_per_s_1doc")
+                        .map(|r| r >= 10.0),
+                    self.ratio_of(Kind::Samod, "changes_per_s_1doc")
+                        .map(|r| r >= 2.0),
+                    self.ratio_of(Kind::Js, "changes_per_s_100docs")
+                        .map(|r| r >= 10.0),
+                    self.ratio_of(Kind::Samod, "changes_per_s_100docs")
+                        .map(|r| r >= 2.0),
+                ]),
+            },
+            Goal {
+                goal: format!(
+                    "creating and syncing {} documents takes ≤ 1/5 of samod's time",
+                    s.create_docs
+                ),
+                met: self
+                    .ratio_of(Kind::Samod, "create_docs_s")
+                    .map(|r| r >= 5.0),
+            },
+            Goal {
+                goal: format!("idle RSS with {} practices ≤ 50 MB", s.idle_docs),
+                met: ibis("idle_rss_mb").map(|v| v <= 50.0),
+            },
+            Goal {
+                goal: format!("full sync of {} practices ≤ 2 s", s.full_sync_docs),
+                met: ibis("full_sync_s").map(|v| v <= 2.0),
+            },
+            Goal {
+                goal: "reconnect after one edit: one round trip, < 1 KB".into(),
+                met: all(&[
+                    ibis("reconnect_round_trips").map(|v| v <= 1.0),
+                    ibis("reconnect_bytes").map(|v| v < 1024.0),
+                ]),
+            },
+            Goal {
+                goal: "app wasm ≤ 800 KB gzip".into(),
+                met: self.wasm_gzip_bytes.map(|b| b <= 800 * 1024),
+            },
+        ]
+    }
+
+    pub fn markdown(&self) -> String {
+        let kinds: Vec<Kind> = self.servers.keys().copied().collect();
+        let rivals: Vec<Kind> = kinds.iter().copied().filter(|k| *k != Kind::Ibis).collect();
+        let has_ibis = kinds.contains(&Kind::Ibis);
+        let s = &self.sizes;
+        let mut out = String::new();
+        if self.quick {
+            out.push_str(
+                "_Quick smoke run: tiny sizes, the figures mean nothing; goals are not checked._\n\n",
+            );
+        }
+        out.push_str(&format!(
+            "Sizes: fan-out {} clients × {} changes; {} writers for {} s; {} documents created \
+             ({} in flight); {} practices held, idle {} s; full sync of {}; median of {} run(s).\n\n",
+            s.fanout_clients,
+            s.fanout_changes,
+            s.writers,
+            s.throughput_secs,
+            s.create_docs,
+            s.in_flight,
+            s.idle_docs,
+            s.idle_secs,
+            s.full_sync_docs,
+            s.runs
+        ));
+        out.push_str("| workload |");
+        for kind in &kinds {
+            out.push_str(&format!(" {} |", kind.name()));
+        }
+        if has_ibis {
+            for rival in &rivals {
+                out.push_str(&format!(" ibis vs {} |", rival.name()));
+            }
+        }
+        out.push_str("\n|---|");
+        for _ in 0..kinds.len() + if has_ibis { rivals.len() } else { 0 } {
+            out.push_str("---:|");
+        }
+        out.push('\n');
+        for figure in FIGURES {
+            out.push_str(&format!("| {} |", figure.label));
+            for kind in &kinds {
+                let cell = self
+                    .get(*kind, figure.key)
+                    .map(|v| format(v, figure.decimals))
+                    .unwrap_or_else(|| "–".into());
+                out.push_str(&format!(" {cell} |"));
+            }
+            if has_ibis {
+                for rival in &rivals {
+                    let cell = self
+                        .ratio(*rival, figure)
+                        .map(|r| format!("{r:.1}× better"))
+                        .unwrap_or_else(|| "–".into());
+                    out.push_str(&format!(" {cell} |"));
+                }
+            }
+            out.push('\n');
+        }
+        if let Some(gzip) = self.wasm_gzip_bytes {
+            out.push_str(&format!(
+                "\nApp wasm: {} KB raw, {} KB gzip.\n",
+                self.wasm_bytes.unwrap_or(0) / 1024,
+                gzip / 1024
+            ));
+        }
+        if has_ibis && !self.quick {
+            out.push_str("\n| goal | met |\n|---|---|\n");
+            for goal in &self.goals {
+                let met = match goal.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "not measured",
+                };
+                out.push_str(&format!("| {} | {met} |\n", goal.goal));
+            }
+        }
+        let errors: Vec<String> = self
+            .servers
+            .iter()
+            .flat_map(|(k, r)| r.errors.iter().map(move |e| format!("- {}: {e}", k.name())))
+            .collect();
+        if !errors.is_empty() {
+            out.push_str("\nFailures:\n");
+            out.push_str(&errors.join("\n"));
+            out.push('\n');
+        }
+        out
+    }
+}

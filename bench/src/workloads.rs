@@ -1,0 +1,470 @@
+//! The workloads, each run the same way against every server.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ReadDoc, ROOT};
+use ibis_shared::model::practice::{apply_edit, PracticeEdit, TagField, TextField};
+use ibis_shared::model::{Author, Practice, Role};
+use ibis_shared::DocumentId;
+use tokio::sync::mpsc;
+
+use crate::driver::{Conn, Event};
+
+/// Sizes for one run of the suite.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sizes {
+    pub fanout_clients: usize,
+    pub fanout_changes: usize,
+    pub writers: usize,
+    pub throughput_secs: u64,
+    pub create_docs: usize,
+    pub in_flight: usize,
+    pub idle_docs: usize,
+    pub idle_secs: u64,
+    pub full_sync_docs: usize,
+    pub runs: usize,
+}
+
+impl Sizes {
+    pub fn full() -> Self {
+        Self {
+            fanout_clients: 100,
+            fanout_changes: 200,
+            writers: 10,
+            throughput_secs: 5,
+            create_docs: 2_000,
+            in_flight: 32,
+            idle_docs: 10_000,
+            idle_secs: 75,
+            full_sync_docs: 5_000,
+            runs: 3,
+        }
+    }
+
+    /// Tiny sizes, so CI checks the benchmark still runs; its numbers mean nothing.
+    pub fn quick() -> Self {
+        Self {
+            fanout_clients: 4,
+            fanout_changes: 5,
+            writers: 2,
+            throughput_secs: 1,
+            create_docs: 40,
+            in_flight: 8,
+            idle_docs: 60,
+            idle_secs: 1,
+            full_sync_docs: 50,
+            runs: 1,
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn small_doc(n: i64) -> Automerge {
+    let mut doc = Automerge::new();
+    let mut tx = doc.transaction();
+    let _ = tx.put(ROOT, "n", n);
+    let _ = tx.put(ROOT, "label", format!("document {n}"));
+    tx.commit();
+    doc
+}
+
+/// A realistic practice document (a few kB, a short history).
+pub fn practice_doc(i: usize) -> anyhow::Result<Automerge> {
+    let author = Author {
+        name: "Bench".into(),
+        organization: "bench".into(),
+        role: Role::Admin,
+    };
+    let mut doc = Practice::new(
+        &format!("Practice {i}: community welcome desks"),
+        "Lyon",
+        "FR",
+        &author,
+        1,
+    )
+    .create(&author, 1)?;
+    for edit in [
+        PracticeEdit::Text {
+            field: TextField::Summary,
+            translation: None,
+            base: String::new(),
+            new: "One-stop desks where newcomers find help with housing, language classes, \
+                  schools and work, run by the city with community organizations."
+                .into(),
+        },
+        PracticeEdit::Text {
+            field: TextField::Context,
+            translation: None,
+            base: String::new(),
+            new: "Arrivals doubled in three years; services were scattered across departments and \
+                  newcomers did not know where to start. "
+                .repeat(3),
+        },
+        PracticeEdit::Tag {
+            field: TagField::Themes,
+            key: "reception-services".into(),
+            on: true,
+        },
+    ] {
+        apply_edit(&mut doc, &edit, &author, 2)?;
+    }
+    Ok(doc)
+}
+
+/// Drives `conn` until `done` holds for it.
+async fn until(conn: &mut Conn, done: impl Fn(&Conn) -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    while !done(conn) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("timed out");
+        }
+        conn.next(left).await?;
+    }
+    Ok(())
+}
+
+/// Creates documents with at most `in_flight` not yet acknowledged; returns their ids.
+pub async fn push_docs(
+    conn: &mut Conn,
+    n: usize,
+    in_flight: usize,
+    make: impl Fn(usize) -> anyhow::Result<Automerge>,
+) -> anyhow::Result<Vec<DocumentId>> {
+    let mut ids = Vec::with_capacity(n);
+    let mut pending: HashSet<DocumentId> = HashSet::new();
+    let deadline = Instant::now() + WAIT * 4;
+    while ids.len() < n || !pending.is_empty() {
+        while pending.len() < in_flight && ids.len() < n {
+            let id = conn.create(make(ids.len())?).await?;
+            ids.push(id);
+            pending.insert(id);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out with {} documents unacknowledged", pending.len());
+        }
+        if let Event::Acked(id) | Event::Changed(id) = conn.next(WAIT).await? {
+            if conn.in_sync(&id) {
+                pending.remove(&id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// 100 clients on one document, one change at a time: time until every other client has
+/// each change.
+pub async fn fanout(
+    url: &str,
+    clients: usize,
+    changes: usize,
+) -> anyhow::Result<BTreeMap<String, f64>> {
+    let mut writer = Conn::connect(url, "fanout-writer", None).await?;
+    let id = writer.create(small_doc(0)).await?;
+    until(&mut writer, |c| c.in_sync(&id)).await?;
+
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, i64, Instant)>();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<usize>();
+    let mut readers = Vec::new();
+    for r in 1..clients {
+        let url = url.to_owned();
+        let seen = seen_tx.clone();
+        let ready = ready_tx.clone();
+        readers.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(&url, &format!("fanout-reader-{r}"), None).await?;
+            conn.request(id).await?;
+            until(&mut conn, |c| !c.heads(&id).is_empty()).await?;
+            let _ = ready.send(r);
+            let mut last = 0;
+            loop {
+                let Ok(frame) = conn.recv().await else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                // Delivery time is when the frame is read off the socket, before this
+                // client spends its own time applying it.
+                let arrived = Instant::now();
+                if let Event::Changed(doc) = conn.handle(frame).await? {
+                    let n = conn.docs[&doc]
+                        .doc
+                        .get(ROOT, "n")
+                        .ok()
+                        .flatten()
+                        .and_then(|(v, _)| v.as_i64())
+                        .unwrap_or(0);
+                    if n > last {
+                        last = n;
+                        let _ = seen.send((r, n, arrived));
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 1..clients {
+        tokio::time::timeout(WAIT, ready_rx.recv())
+            .await
+            .context("readers did not all get the document")?;
+    }
+    let mut latencies = Vec::new();
+    for k in 1..=changes as i64 {
+        let started = Instant::now();
+        writer
+            .change(id, |tx| {
+                let _ = tx.put(ROOT, "n", k);
+            })
+            .await?;
+        let mut have: HashSet<usize> = HashSet::new();
+        let mut last = started;
+        let deadline = started + WAIT;
+        while have.len() < clients - 1 {
+            tokio::select! {
+                seen = seen_rx.recv() => {
+                    let (r, n, arrived) = seen.context("readers stopped")?;
+                    if n >= k && have.insert(r) {
+                        last = last.max(arrived);
+                    }
+                }
+                event = writer.next(deadline.saturating_duration_since(Instant::now())) => { event?; }
+            }
+        }
+        latencies.push((last - started).as_secs_f64() * 1000.0);
+    }
+    for r in readers {
+        r.abort();
+    }
+    writer.close().await;
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    Ok(BTreeMap::from([
+        ("fanout_p50_ms".to_owned(), pick(0.5)),
+        ("fanout_p99_ms".to_owned(), pick(0.99)),
+    ]))
+}
+
+pub struct Throughput {
+    /// Changes that reached the observer, per second, until the last one arrived.
+    pub changes_per_s: f64,
+    /// The share of the changes written that reached the observer.
+    pub delivered: f64,
+}
+
+/// Writers changing documents as fast as they can for `secs`; an observer must receive
+/// every one of those changes. Rate = changes written / time until the observer has
+/// them all (so a server that queues instead of relaying is not flattered).
+pub async fn throughput(
+    url: &str,
+    writers: usize,
+    docs: usize,
+    secs: u64,
+) -> anyhow::Result<Throughput> {
+    let mut creator = Conn::connect(url, "tp-creator", None).await?;
+    let ids = push_docs(&mut creator, docs, 32, |i| Ok(small_doc(i as i64))).await?;
+    creator.close().await;
+    let mut observer = Conn::connect(url, "tp-observer", None).await?;
+    for id in &ids {
+        observer.request(*id).await?;
+    }
+    until(&mut observer, |c| ids.iter().all(|id| c.in_sync(id))).await?;
+    let count = |c: &Conn| c.changes_applied as usize;
+    let before = count(&observer);
+
+    // Every writer has every document before the clock starts.
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(writers + 1));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<usize>>();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let url = url.to_owned();
+        let ids = ids.clone();
+        let ready = ready.clone();
+        let done = done_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = async {
+                let mut conn = Conn::connect(&url, &format!("tp-writer-{w}"), None).await?;
+                for id in &ids {
+                    conn.request(*id).await?;
+                }
+                until(&mut conn, |c| ids.iter().all(|id| !c.heads(id).is_empty())).await?;
+                ready.wait().await;
+                let stop_at = Instant::now() + Duration::from_secs(secs);
+                let mut k = 0usize;
+                while Instant::now() < stop_at {
+                    k += 1;
+                    let id = ids[(k + w) % ids.len()];
+                    conn.change(id, |tx| {
+                        let _ = tx.put(ROOT, format!("w{w}"), k as i64);
+                    })
+                    .await?;
+                    // Take in what has already arrived (the others' changes, acks)
+                    // without waiting: the writers must not be what limits the rate.
+                    while let Some(frame) = conn.try_recv() {
+                        conn.handle(frame).await?;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                // Stay connected (answering) until the observer has everything.
+                Ok::<_, anyhow::Error>((k, conn))
+            }
+            .await;
+            match result {
+                Ok((k, mut conn)) => {
+                    let _ = done.send(Ok(k));
+                    while let Ok(frame) = conn.recv().await {
+                        if conn.handle(frame).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+            }
+        }));
+    }
+    drop(done_tx);
+    tokio::time::timeout(WAIT, ready.wait())
+        .await
+        .context("the writers did not all get the documents")?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs) + WAIT;
+    let mut written = 0;
+    let mut finished = 0;
+    let mut last_arrival = started;
+    // Until the observer has every change, or nothing has come for 5 s after the writers
+    // stopped (a server that loses changes: the report shows the share delivered).
+    let result = loop {
+        let received = count(&observer) - before;
+        let quiet = finished == writers && last_arrival.elapsed() > Duration::from_secs(5);
+        if finished == writers && (received >= written || quiet) {
+            let secs = (last_arrival - started).as_secs_f64().max(1e-3);
+            break Ok(Throughput {
+                changes_per_s: received as f64 / secs,
+                delivered: if written == 0 {
+                    1.0
+                } else {
+                    received as f64 / written as f64
+                },
+            });
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Err(anyhow::anyhow!(
+                "the observer received {received} of {written} changes in time"
+            ));
+        }
+        tokio::select! {
+            done = done_rx.recv(), if finished < writers => match done {
+                Some(Ok(k)) => { written += k; finished += 1; }
+                Some(Err(e)) => break Err(e.context("a writer failed")),
+                None => break Err(anyhow::anyhow!("a writer stopped")),
+            },
+            frame = tokio::time::timeout(Duration::from_millis(200), observer.recv()) => {
+                if let Ok(frame) = frame {
+                    if let Event::Changed(_) = observer.handle(frame?).await? {
+                        last_arrival = Instant::now();
+                    }
+                }
+            }
+        }
+    };
+    for t in tasks {
+        t.abort();
+    }
+    observer.close().await;
+    result
+}
+
+/// One client creates and syncs many small documents, a window at a time.
+pub async fn create_many(url: &str, n: usize, in_flight: usize) -> anyhow::Result<f64> {
+    let mut conn = Conn::connect(url, "creator", None).await?;
+    let started = Instant::now();
+    push_docs(&mut conn, n, in_flight, |i| Ok(small_doc(i as i64))).await?;
+    let secs = started.elapsed().as_secs_f64();
+    conn.close().await;
+    Ok(secs)
+}
+
+/// Pushes practice documents and returns their ids (for the idle-memory and full-sync
+/// workloads).
+pub async fn populate(url: &str, n: usize) -> anyhow::Result<Vec<DocumentId>> {
+    let mut conn = Conn::connect(url, "populator", None).await?;
+    let ids = push_docs(&mut conn, n, 64, practice_doc).await?;
+    conn.close().await;
+    Ok(ids)
+}
+
+/// A fresh client fetches every listed document, 64 in flight: (seconds, bytes).
+pub async fn full_sync(url: &str, ids: &[DocumentId]) -> anyhow::Result<(f64, u64)> {
+    let started = Instant::now();
+    let mut conn = Conn::connect(url, "fresh-client", None).await?;
+    let mut next = 0;
+    let mut pending: HashSet<DocumentId> = HashSet::new();
+    let mut done = 0;
+    while done < ids.len() {
+        while pending.len() < 64 && next < ids.len() {
+            let id = ids[next];
+            next += 1;
+            if conn.heads(&id).is_empty() {
+                conn.request(id).await?;
+                pending.insert(id);
+            } else {
+                done += 1;
+            }
+        }
+        match conn.next(WAIT).await? {
+            Event::Changed(id) if pending.remove(&id) => done += 1,
+            Event::Unavailable(id) => bail!("the server lost document {id}"),
+            _ => {}
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let bytes = conn.bytes_in + conn.bytes_out;
+    conn.close().await;
+    Ok((secs, bytes))
+}
+
+/// A client that was in sync reconnects after one edit elsewhere: (bytes, round trips).
+pub async fn reconnect(url: &str) -> anyhow::Result<(u64, u64)> {
+    let storage = format!("bench-{}", DocumentId::random());
+    let mut a = Conn::connect(url, "reconnecting-client", Some(&storage)).await?;
+    let mut doc = small_doc(0);
+    for k in 1..200 {
+        let mut tx = doc.transaction();
+        let _ = tx.put(ROOT, "n", k);
+        tx.commit();
+    }
+    let id = a.create(doc).await?;
+    until(&mut a, |c| c.in_sync(&id)).await?;
+    let saved = a.docs[&id].sync.encode();
+    let ours = a.docs[&id].doc.clone();
+    a.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut b = Conn::connect(url, "other-editor", None).await?;
+    b.request(id).await?;
+    until(&mut b, |c| !c.heads(&id).is_empty()).await?;
+    b.change(id, |tx| {
+        let _ = tx.put(ROOT, "edited", "elsewhere");
+    })
+    .await?;
+    until(&mut b, |c| c.in_sync(&id)).await?;
+    b.close().await;
+
+    let mut a = Conn::connect(url, "reconnecting-client", Some(&storage)).await?;
+    let bytes0 = a.bytes_in + a.bytes_out;
+    a.restore(id, ours, &saved)?;
+    a.sync(id, false).await?;
+    let mut round_trips = 0;
+    let has_edit =
+        |c: &Conn| c.docs[&id].doc.get(ROOT, "edited").ok().flatten().is_some() && c.in_sync(&id);
+    while !has_edit(&a) {
+        if let Event::Changed(_) | Event::Acked(_) = a.next(WAIT).await? {
+            round_trips += 1;
+        }
+    }
+    let bytes = a.bytes_in + a.bytes_out - bytes0;
+    a.close().await;
+    Ok((bytes, round_trips))
+}
