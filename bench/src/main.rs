@@ -305,6 +305,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
         .collect();
     if failed.is_empty() {
         Ok(())
+    } else if options.quick && !failed.contains(&Kind::Ibis.name()) {
+        // The smoke run guards ibis's side; a rival's hiccup is reported, not fatal.
+        eprintln!("warning: workloads failed on: {}", failed.join(", "));
+        Ok(())
     } else {
         bail!("workloads failed on: {}", failed.join(", "))
     }
