@@ -236,6 +236,37 @@ impl Policy for NodePolicy {
     ) -> Result<(), String> {
         self.check(principal, before, after)
     }
+
+    /// A document of no ibis type (another application's, sharing the node) that this
+    /// principal may write: [`NodePolicy::check`] accepts any change that leaves it
+    /// untyped, so the change is applied in place and only its type is checked after.
+    fn may_check_in_place(
+        &self,
+        principal: &Principal,
+        _: &DocumentId,
+        current: &Automerge,
+    ) -> bool {
+        let may_write = match principal {
+            Principal::Visitor(Access::Anonymous) => false,
+            Principal::Visitor(Access::Member { .. }) => true,
+            Principal::Partner { acl, .. } => acl.write,
+        };
+        may_write && !current.get_heads().is_empty() && kind_of(current).is_none()
+    }
+
+    fn check_in_place(
+        &self,
+        _: &Principal,
+        _: &DocumentId,
+        _before: &[automerge::ChangeHash],
+        after: &Automerge,
+    ) -> Result<(), String> {
+        // Untyped before (see `may_check_in_place`), so it must stay untyped.
+        match kind_of(after) {
+            None => Ok(()),
+            Some(_) => Err("a document's type cannot change".into()),
+        }
+    }
 }
 
 #[cfg(test)]

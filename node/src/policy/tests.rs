@@ -212,3 +212,58 @@ fn partner_acls_limit_reading_and_writing() {
     };
     assert!(!p.may_read(&write_only, &id(), &published));
 }
+
+#[test]
+fn only_untyped_documents_that_the_sender_may_write_are_checked_in_place() {
+    let p = policy();
+    let mut plain = Automerge::new();
+    plain
+        .transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(automerge::ROOT, "count", 1)?;
+            Ok(())
+        })
+        .unwrap();
+    assert!(p.may_check_in_place(&member(Role::Editor), &id(), &plain));
+    assert!(p.may_check_in_place(&partner(), &id(), &plain));
+    // Practices (and every ibis type) need the full check on a copy.
+    assert!(!p.may_check_in_place(&member(Role::Admin), &id(), &draft()));
+    // So do new documents, anonymous visitors and partners that may not write.
+    assert!(!p.may_check_in_place(&member(Role::Admin), &id(), &Automerge::new()));
+    assert!(!p.may_check_in_place(&Principal::Visitor(Access::Anonymous), &id(), &plain));
+    let read_only = Principal::Partner {
+        name: "mirror".into(),
+        acl: Acl {
+            read: true,
+            write: false,
+        },
+    };
+    assert!(!p.may_check_in_place(&read_only, &id(), &plain));
+
+    // In place, a change that keeps the document untyped passes; one that gives it a type
+    // is refused, as check_write refuses it.
+    let before = plain.get_heads();
+    let mut counted = plain.clone();
+    counted
+        .transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(automerge::ROOT, "count", 2)?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        p.check_in_place(&partner(), &id(), &before, &counted),
+        Ok(())
+    );
+    let mut retyped = plain.clone();
+    retyped
+        .transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(automerge::ROOT, "type", "ibis/practice")?;
+            Ok(())
+        })
+        .unwrap();
+    let refusal = p.check_in_place(&member(Role::Admin), &id(), &before, &retyped);
+    assert_eq!(refusal, Err("a document's type cannot change".into()));
+    assert_eq!(
+        refusal,
+        p.check_write(&member(Role::Admin), &id(), &plain, &retyped)
+    );
+}

@@ -67,6 +67,11 @@ pub(crate) struct PeerDoc {
     pub has: PeerHas,
     /// We sent this peer a `request` and wait for its answer.
     pub asked: bool,
+    /// We refused a change of this peer's to this document. Its replica has diverged on a
+    /// branch we will not take, so until it reconnects we neither read its sync messages
+    /// for the document nor send it ours: each would carry the refused change again, and the
+    /// two sides would answer each other for ever.
+    pub refused: bool,
 }
 
 /// Token bucket: `rate` tokens a second, at most `burst` saved up.

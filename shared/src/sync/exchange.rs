@@ -3,6 +3,7 @@
 //! lacks.
 
 use automerge::sync::{self, SyncDoc};
+use automerge::Automerge;
 
 use crate::protocol::Message;
 use crate::DocumentId;
@@ -53,7 +54,17 @@ where
             self.refuse(conn, id);
             return;
         }
-        let check = !message.changes.is_empty() && self.policy.needs_write_check(&c.principal, &id);
+        let check =
+            if message.changes.is_empty() || !self.policy.needs_write_check(&c.principal, &id) {
+                Check::None
+            } else if self
+                .policy
+                .may_check_in_place(&c.principal, &id, &entry.doc)
+            {
+                Check::InPlace
+            } else {
+                Check::Scratch
+            };
         let their_heads_empty = message.heads.is_empty();
 
         self.peer_doc(conn, id);
@@ -66,6 +77,9 @@ where
             let Some(peer) = c.docs.get_mut(&id) else {
                 return;
             };
+            if peer.refused {
+                return;
+            }
             let SyncSlot::Live(state) = &mut peer.sync else {
                 return;
             };
@@ -78,29 +92,60 @@ where
                 peer.has = PeerHas::Has;
             }
             let before = entry.doc.get_heads();
-            let outcome = if check {
-                // Apply to a scratch copy; keep it only if the policy accepts the result.
-                let mut scratch = entry.doc.clone();
-                let mut scratch_state = state.as_ref().clone();
-                match scratch.receive_sync_message(&mut scratch_state, message) {
-                    Err(e) => Outcome::Invalid(e.to_string()),
-                    Ok(()) => match self
-                        .policy
-                        .check_write(&c.principal, &id, &entry.doc, &scratch)
-                    {
+            let outcome = match check {
+                Check::Scratch => {
+                    // Apply to a scratch copy; keep it only if the policy accepts the result.
+                    let mut scratch = entry.doc.clone();
+                    let mut scratch_state = state.as_ref().clone();
+                    match scratch.receive_sync_message(&mut scratch_state, message) {
+                        Err(e) => Outcome::Invalid(e.to_string()),
                         Ok(()) => {
-                            entry.doc = scratch;
-                            **state = scratch_state;
-                            Outcome::Applied
+                            match self
+                                .policy
+                                .check_write(&c.principal, &id, &entry.doc, &scratch)
+                            {
+                                Ok(()) => {
+                                    entry.doc = scratch;
+                                    **state = scratch_state;
+                                    Outcome::Applied
+                                }
+                                Err(reason) => Outcome::Rejected(reason),
+                            }
                         }
-                        Err(reason) => Outcome::Rejected(reason),
-                    },
+                    }
                 }
-            } else {
-                match entry.doc.receive_sync_message(state, message) {
+                Check::InPlace => {
+                    // Apply to the document itself; undo by rebuilding it at `before` if
+                    // the policy refuses the result.
+                    let mut new_state = state.as_ref().clone();
+                    match entry.doc.receive_sync_message(&mut new_state, message) {
+                        Err(e) => Outcome::Invalid(e.to_string()),
+                        Ok(()) => {
+                            match self
+                                .policy
+                                .check_in_place(&c.principal, &id, &before, &entry.doc)
+                            {
+                                Ok(()) => {
+                                    **state = new_state;
+                                    Outcome::Applied
+                                }
+                                Err(reason) => match undo(&entry.doc, &before) {
+                                    Ok(doc) => {
+                                        entry.doc = doc;
+                                        Outcome::Rejected(reason)
+                                    }
+                                    Err(e) => Outcome::Invalid(format!(
+                                        "{reason}; and the change could not be undone: {e}"
+                                    )),
+                                },
+                            }
+                        }
+                    }
+                }
+                Check::None => match entry.doc.receive_sync_message(state, message) {
                     Ok(()) => Outcome::Applied,
                     Err(e) => Outcome::Invalid(e.to_string()),
-                }
+                },
             };
             (before, outcome)
         };
@@ -115,7 +160,14 @@ where
             }
             Outcome::Rejected(reason) => {
                 // Nothing of the change is kept or relayed; the sender hears why and stays
-                // connected.
+                // connected, but this document no longer syncs with it until it reconnects.
+                if let Some(peer) = self
+                    .connections
+                    .get_mut(&conn)
+                    .and_then(|c| c.docs.get_mut(&id))
+                {
+                    peer.refused = true;
+                }
                 self.stats.changes_rejected += 1;
                 self.send(
                     conn,
@@ -194,6 +246,7 @@ where
             sync: SyncSlot::Parked(saved.cloned().unwrap_or_default()),
             has: PeerHas::Unknown,
             asked: false,
+            refused: false,
         });
         if let SyncSlot::Parked(bytes) = &peer.sync {
             let state = if bytes.is_empty() {
@@ -240,6 +293,7 @@ where
         };
         let Some(PeerDoc {
             sync: SyncSlot::Live(state),
+            refused: false,
             ..
         }) = c.docs.get_mut(&id)
         else {
@@ -357,4 +411,22 @@ enum Outcome {
     Rejected(String),
     /// Automerge could not apply it.
     Invalid(String),
+}
+
+/// How an incoming change is checked before it is kept.
+enum Check {
+    /// The policy trusts the sender with this document.
+    None,
+    /// Applied to a copy, kept if the policy accepts the copy.
+    Scratch,
+    /// Applied in place, undone if the policy refuses the result.
+    InPlace,
+}
+
+/// The document as it was at `heads`, with the same actor (undoing a refused change).
+fn undo(doc: &Automerge, heads: &[automerge::ChangeHash]) -> Result<Automerge, String> {
+    let actor = doc.get_actor().clone();
+    doc.fork_at(heads)
+        .map(|d| d.with_actor(actor))
+        .map_err(|e| e.to_string())
 }

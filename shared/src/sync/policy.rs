@@ -53,6 +53,33 @@ pub trait Policy {
         before: &Automerge,
         after: &Automerge,
     ) -> Result<(), String>;
+
+    /// May changes from this principal to the document, as it is now (`current`), be
+    /// applied in place and then checked with [`Policy::check_in_place`] instead of on a
+    /// scratch copy? Say yes only where that check decides exactly as
+    /// [`Policy::check_write`] would: a refused change is then undone by rebuilding the
+    /// document at its previous heads, which costs the copy only when it happens. This is
+    /// what keeps a large, often-changed document from costing a copy per change.
+    fn may_check_in_place(
+        &self,
+        _principal: &Self::Principal,
+        _document: &DocumentId,
+        _current: &Automerge,
+    ) -> bool {
+        false
+    }
+
+    /// The check for changes applied in place (see [`Policy::may_check_in_place`]):
+    /// `after` is the document with them, `before` its heads without them.
+    fn check_in_place(
+        &self,
+        _principal: &Self::Principal,
+        _document: &DocumentId,
+        _before: &[automerge::ChangeHash],
+        _after: &Automerge,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Everyone may read and write everything. Peers we dialed are replicas; peers that dialed us

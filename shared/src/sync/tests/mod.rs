@@ -483,11 +483,21 @@ fn unreadable_documents_are_not_shared() {
 
 #[test]
 fn a_rejected_change_is_neither_stored_nor_relayed_and_the_sender_hears_why() {
+    rejected_change(false);
+}
+
+#[test]
+fn a_change_refused_after_applying_in_place_is_undone_and_the_document_keeps_working() {
+    rejected_change(true);
+}
+
+fn rejected_change(in_place: bool) {
     let mut sim = Sim::new();
     let node = sim.add_with(
         config("node"),
         RolePolicy {
             forbidden_key: Some("published".into()),
+            in_place,
         },
     );
     let alice = sim.add("alice");
@@ -511,8 +521,17 @@ fn a_rejected_change_is_neither_stored_nor_relayed_and_the_sender_hears_why() {
     )));
     sim.run();
     assert_eq!(sim.replicas[node].storage.chunks[&id(1)], stored_before);
+    let node_doc = sim.replicas[node].engine.document(&id(1)).unwrap();
+    assert!(node_doc.get(ROOT, "published").unwrap().is_none());
     let bob_doc = sim.replicas[bob].engine.document(&id(1)).unwrap();
     assert!(bob_doc.get(ROOT, "published").unwrap().is_none());
+    // The document itself still takes accepted changes, and they travel.
+    sim.write(bob, id(1), "text", "reviewed draft");
+    sim.run();
+    assert_eq!(
+        sim.replicas[node].text(&id(1)).as_deref(),
+        Some("\"reviewed draft\"")
+    );
     assert!(
         sim.links[alice_link].open,
         "a rejected change is not a protocol violation"
@@ -525,8 +544,10 @@ fn a_rejected_change_is_neither_stored_nor_relayed_and_the_sender_hears_why() {
         Notification::PeerError { message, .. } if message.contains("may not be set")
     )));
     // Her later edits to that document build on the refused change, so the node cannot take
-    // them either (her app must drop its branch and reload); the connection itself keeps
-    // working for everything else.
+    // them either (her app must drop its branch and reload), and it stops syncing that
+    // document with her rather than refuse it again at every message; the connection itself
+    // keeps working for everything else.
+    assert_eq!(sim.replicas[node].engine.stats().changes_rejected, 1);
     sim.write(alice, id(2), "text", "another practice");
     sim.run();
     sim.open(bob, id(2));

@@ -15,6 +15,8 @@ use crate::DocumentId;
 pub struct RolePolicy {
     /// Reject writes that set this key (to test the write check).
     pub forbidden_key: Option<String>,
+    /// Check writes in place (undoing refused ones) instead of on a scratch copy.
+    pub in_place: bool,
 }
 
 impl Policy for RolePolicy {
@@ -54,6 +56,20 @@ impl Policy for RolePolicy {
             }
             _ => Ok(()),
         }
+    }
+
+    fn may_check_in_place(&self, _: &PeerRole, _: &DocumentId, _: &Automerge) -> bool {
+        self.in_place
+    }
+
+    fn check_in_place(
+        &self,
+        role: &PeerRole,
+        id: &DocumentId,
+        _: &[automerge::ChangeHash],
+        after: &Automerge,
+    ) -> Result<(), String> {
+        self.check_write(role, id, after, after)
     }
 }
 
