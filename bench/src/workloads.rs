@@ -297,12 +297,17 @@ pub async fn throughput(
                         let _ = tx.put(ROOT, format!("w{w}"), k as i64);
                     })
                     .await?;
-                    // Take in what has already arrived (the others' changes, acks)
-                    // without waiting: the writers must not be what limits the rate.
+                    // Paced by the server: wait for its next frame (our ack, or another
+                    // writer's change relayed), then take in whatever else has come. A
+                    // writer never runs more than one answer ahead, so this measures
+                    // sustained relaying, not how deep a server lets a queue grow.
+                    let frame = tokio::time::timeout(WAIT, conn.recv())
+                        .await
+                        .context("the server stopped answering a writer")??;
+                    conn.handle(frame).await?;
                     while let Some(frame) = conn.try_recv() {
                         conn.handle(frame).await?;
                     }
-                    tokio::task::yield_now().await;
                 }
                 // Stay connected (answering) until the observer has everything.
                 Ok::<_, anyhow::Error>((k, conn))
