@@ -57,6 +57,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("practices", "pratiques", "prácticas"),
     ("Clear filters", "Effacer les filtres", "Borrar filtros"),
     ("Export CSV", "Exporter en CSV", "Exportar CSV"),
+    ("Show more", "Afficher plus", "Mostrar más"),
     ("Export JSON", "Exporter en JSON", "Exportar JSON"),
     ("Target group", "Public cible", "Grupo destinatario"),
     ("Target groups", "Publics cibles", "Grupos destinatarios"),

@@ -5,20 +5,39 @@
 //! combine; facet counts are over the current results.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use ibis_shared::model::facets::{words, Facet};
 use ibis_shared::model::record::PracticeRecord;
 
-struct Entry {
+/// A practice record with what search needs of it, computed once per change of the
+/// practice (not at every rebuild of the index: a catalogue of thousands is re-indexed
+/// whenever one practice changes).
+#[derive(Debug)]
+pub struct Indexed {
+    pub record: PracticeRecord,
     /// Distinct words of the searchable text, sorted (for prefix search).
     words: Vec<String>,
     facets: BTreeMap<Facet, Vec<String>>,
 }
 
+impl Indexed {
+    pub fn new(record: PracticeRecord) -> Self {
+        let mut words = words(&searchable(&record));
+        words.sort();
+        words.dedup();
+        let facets = Facet::ALL.iter().map(|f| (*f, f.values(&record))).collect();
+        Self {
+            record,
+            words,
+            facets,
+        }
+    }
+}
+
 /// A search index over practice records.
 pub struct Index {
-    records: Vec<PracticeRecord>,
-    entries: Vec<Entry>,
+    items: Vec<Arc<Indexed>>,
 }
 
 /// What to look for.
@@ -70,35 +89,26 @@ fn searchable(r: &PracticeRecord) -> String {
 }
 
 impl Index {
-    pub fn new(mut records: Vec<PracticeRecord>) -> Self {
-        records.sort_by(|a, b| {
-            b.updated_at
-                .cmp(&a.updated_at)
-                .then_with(|| a.title.cmp(&b.title))
+    /// Orders the practices, most recently changed first.
+    pub fn new(mut items: Vec<Arc<Indexed>>) -> Self {
+        items.sort_by(|a, b| {
+            b.record
+                .updated_at
+                .cmp(&a.record.updated_at)
+                .then_with(|| a.record.title.cmp(&b.record.title))
         });
-        let entries = records
-            .iter()
-            .map(|r| {
-                let mut w = words(&searchable(r));
-                w.sort();
-                w.dedup();
-                Entry {
-                    words: w,
-                    facets: Facet::ALL.iter().map(|f| (*f, f.values(r))).collect(),
-                }
-            })
-            .collect();
-        Self { records, entries }
+        Self { items }
     }
 
-    pub fn records(&self) -> &[PracticeRecord] {
-        &self.records
+    /// The record at a hit's position.
+    pub fn record(&self, i: usize) -> &PracticeRecord {
+        &self.items[i].record
     }
 
     pub fn search(&self, q: &Query) -> Results {
         let terms = words(&q.text);
         let hits: Vec<usize> = self
-            .entries
+            .items
             .iter()
             .enumerate()
             .filter(|(_, e)| terms.iter().all(|t| has_prefix(&e.words, t)))
@@ -113,7 +123,7 @@ impl Index {
             .collect();
         let mut facets: BTreeMap<Facet, BTreeMap<String, usize>> = BTreeMap::new();
         for &i in &hits {
-            for (facet, values) in &self.entries[i].facets {
+            for (facet, values) in &self.items[i].facets {
                 let counts = facets.entry(*facet).or_default();
                 for v in values {
                     *counts.entry(v.clone()).or_default() += 1;
@@ -161,7 +171,7 @@ mod tests {
     }
 
     fn index() -> Index {
-        Index::new(vec![
+        let records = vec![
             record(
                 "Guichets d'accueil",
                 "Lyon",
@@ -177,7 +187,13 @@ mod tests {
                 3,
             ),
             record("Housing first", "Lyon", "FR", &["housing", "health"], 2),
-        ])
+        ];
+        Index::new(
+            records
+                .into_iter()
+                .map(|r| Arc::new(Indexed::new(r)))
+                .collect(),
+        )
     }
 
     fn titles(index: &Index, q: &Query) -> Vec<String> {
@@ -185,7 +201,7 @@ mod tests {
             .search(q)
             .hits
             .iter()
-            .map(|&i| index.records()[i].title.clone())
+            .map(|&i| index.record(i).title.clone())
             .collect()
     }
 

@@ -53,7 +53,11 @@ impl From<JsValue> for IdbError {
 }
 
 /// Resolves when the request succeeds (with its result) or fails.
-async fn request(req: &IdbRequest) -> Result<JsValue, IdbError> {
+///
+/// The handlers are attached at once, not when the future is first polled: a caller may
+/// issue many requests in one transaction and await them afterwards, in any order, without
+/// missing an event that fired in between.
+fn request(req: &IdbRequest) -> impl std::future::Future<Output = Result<JsValue, IdbError>> {
     let (tx, rx) = oneshot::channel::<Result<JsValue, IdbError>>();
     let tx = Rc::new(RefCell::new(Some(tx)));
     let ok = {
@@ -82,13 +86,16 @@ async fn request(req: &IdbRequest) -> Result<JsValue, IdbError> {
     };
     req.set_onsuccess(Some(ok.as_ref().unchecked_ref()));
     req.set_onerror(Some(err.as_ref().unchecked_ref()));
-    let result = rx
-        .await
-        .unwrap_or(Err(IdbError::Js("request dropped".into())));
-    req.set_onsuccess(None);
-    req.set_onerror(None);
-    drop((ok, err));
-    result
+    let req = req.clone();
+    async move {
+        let result = rx
+            .await
+            .unwrap_or(Err(IdbError::Js("request dropped".into())));
+        req.set_onsuccess(None);
+        req.set_onerror(None);
+        drop((ok, err));
+        result
+    }
 }
 
 /// Resolves when the transaction completes (its writes are durable) or fails.
@@ -222,34 +229,65 @@ impl Db {
         Ok(ids)
     }
 
-    /// A document's chunks and saved sync states.
-    pub async fn load(&self, id: &DocumentId) -> Result<Option<StoredDocument>, IdbError> {
-        let doc = id.to_string();
+    /// Documents' chunks and saved sync states, in one read transaction: every request is issued before any is
+    /// awaited, so the browser pipelines them (one round trip per document would make a
+    /// catalogue of thousands take seconds to open). One result per id, in order.
+    pub async fn load_many(
+        &self,
+        ids: &[DocumentId],
+    ) -> Result<Vec<Result<Option<StoredDocument>, IdbError>>, IdbError> {
         let txn = self.transaction(&[CHUNKS, SYNC_STATES], IdbTransactionMode::Readonly)?;
         let chunks_store = Self::store(&txn, CHUNKS)?;
-        let range = range_of(&doc)?;
-        let keys = request(&chunks_store.get_all_keys_with_key(&range)?).await?;
-        let values = request(&chunks_store.get_all_with_key(&range)?).await?;
+        let states_store = Self::store(&txn, SYNC_STATES)?;
+        let mut pending = Vec::with_capacity(ids.len());
+        for id in ids {
+            let doc = id.to_string();
+            let range = range_of(&doc)?;
+            let peers = range_of_peers(&doc)?;
+            pending.push((
+                request(&chunks_store.get_all_keys_with_key(&range)?),
+                request(&chunks_store.get_all_with_key(&range)?),
+                request(&states_store.get_all_keys_with_key(&peers)?),
+                request(&states_store.get_all_with_key(&peers)?),
+            ));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, (keys, values, state_keys, state_values)) in ids.iter().zip(pending) {
+            let (keys, values, state_keys, state_values) = (
+                keys.await?,
+                values.await?,
+                state_keys.await?,
+                state_values.await?,
+            );
+            out.push(self.stored_document(id, &keys, &values, &state_keys, &state_values));
+        }
+        Ok(out)
+    }
+
+    fn stored_document(
+        &self,
+        id: &DocumentId,
+        keys: &JsValue,
+        values: &JsValue,
+        state_keys: &JsValue,
+        state_values: &JsValue,
+    ) -> Result<Option<StoredDocument>, IdbError> {
         let mut chunks = Vec::new();
-        for value in Array::from(&values).iter() {
+        for value in Array::from(values).iter() {
             chunks.push(bytes(&value)?);
         }
         if chunks.is_empty() {
             return Ok(None);
         }
-        let max_seq = Array::from(&keys)
+        let max_seq = Array::from(keys)
             .iter()
             .filter_map(|k| Array::from(&k).get(1).as_f64())
             .fold(0.0, f64::max);
         self.next_seq.borrow_mut().insert(*id, max_seq + 1.0);
-        let states_store = Self::store(&txn, SYNC_STATES)?;
-        let state_keys =
-            request(&states_store.get_all_keys_with_key(&range_of_peers(&doc)?)?).await?;
-        let state_values = request(&states_store.get_all_with_key(&range_of_peers(&doc)?)?).await?;
         let mut sync_states = Vec::new();
-        for (k, v) in Array::from(&state_keys)
+        for (k, v) in Array::from(state_keys)
             .iter()
-            .zip(Array::from(&state_values).iter())
+            .zip(Array::from(state_values).iter())
         {
             let peer = Array::from(&k).get(1).as_string().unwrap_or_default();
             sync_states.push((StorageId::new(peer), bytes(&v)?));

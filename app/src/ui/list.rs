@@ -13,8 +13,11 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use super::{add::AddPractice, ctx, download};
-use crate::replica::replica;
+use crate::replica::{mark_once, replica};
 use crate::search::{Index, Query};
+
+/// Practices shown at first, and added by each "Show more".
+const PAGE: usize = 50;
 
 /// How a facet value reads in the interface language.
 pub fn facet_label(facet: Facet, value: &str, lang: Lang) -> String {
@@ -115,6 +118,19 @@ pub fn ListPage() -> impl IntoView {
         )))
     });
     let results = Memo::new(move |_| Shared(Arc::new(index.get().0.search(&query.get()))));
+    // The list shows a page at a time; a new search starts again at the first page.
+    let limit = RwSignal::new(PAGE);
+    Effect::watch(move || query.track(), move |_, _, _| limit.set(PAGE), false);
+    let matching = move || {
+        let index = index.get().0;
+        results
+            .get()
+            .0
+            .hits
+            .iter()
+            .map(|&i| index.record(i).clone())
+            .collect::<Vec<_>>()
+    };
     let shown = move || {
         let index = index.get().0;
         results
@@ -122,12 +138,23 @@ pub fn ListPage() -> impl IntoView {
             .0
             .hits
             .iter()
-            .map(|&i| index.records()[i].clone())
+            .take(limit.get())
+            .map(|&i| index.record(i).clone())
             .collect::<Vec<_>>()
     };
-    let export_csv = move |_| download("practices.csv", "text/csv", &to_csv(&shown()));
+    let more = move || results.get().0.hits.len().saturating_sub(limit.get());
+    // Points in the page's timeline: the first rows, and the whole stored catalogue shown.
+    Effect::new(move |_| {
+        if !results.get().0.hits.is_empty() {
+            mark_once("ibis:list-first-rows");
+            if ctx.signals.settled.get() {
+                mark_once("ibis:list-complete");
+            }
+        }
+    });
+    let export_csv = move |_| download("practices.csv", "text/csv", &to_csv(&matching()));
     let export_json = move |_| {
-        let text = serde_json::to_string_pretty(&shown()).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&matching()).unwrap_or_default();
         download("practices.json", "application/json", &text);
     };
     let adding = RwSignal::new(false);
@@ -170,6 +197,12 @@ pub fn ListPage() -> impl IntoView {
                             <PracticeRow record=r/>
                         </For>
                     </ul>
+                    <Show when=move || { more() > 0 }>
+                        <button data-testid="show-more" class="more"
+                            on:click=move |_| limit.update(|l| *l += PAGE)>
+                            {move || ctx.t("Show more")} " (" {more} ")"
+                        </button>
+                    </Show>
                 </div>
             </div>
         </section>

@@ -508,6 +508,7 @@ fn Related(id: DocumentId, practice: Memo<Option<Current>>) -> impl IntoView {
             .collect();
         let themes: Vec<&str> = p.themes.iter().collect();
         for s in r.summaries() {
+            let s = &s.record;
             if out.len() >= 6 {
                 break;
             }
@@ -516,7 +517,10 @@ fn Related(id: DocumentId, practice: Memo<Option<Current>>) -> impl IntoView {
                 continue;
             }
             if s.themes.iter().any(|t| themes.contains(&t.as_str())) {
-                out.push((sid.trim_start_matches("automerge:").to_owned(), s.title));
+                out.push((
+                    sid.trim_start_matches("automerge:").to_owned(),
+                    s.title.clone(),
+                ));
             }
         }
         out
