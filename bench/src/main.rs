@@ -2,13 +2,14 @@
 //! JS automerge-repo server and a samod server; a markdown table and a JSON file out.
 //!
 //! ```text
-//! ibis-bench run [--quick] [--runs N] [--servers ibis,js,samod] [--out DIR]
+//! ibis-bench run [--quick] [--only-app] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]
 //! ibis-bench samod-server DIR      (used by `run`: a samod server in its own process)
 //! ```
 //!
 //! `cargo xtask bench` builds everything in release mode and runs this. Pass/fail never
 //! depends on timings: the table says which goals were met.
 
+mod app;
 mod driver;
 mod report;
 mod servers;
@@ -27,13 +28,16 @@ use crate::report::{Report, ServerResult};
 use crate::servers::{Kind, Paths, Server};
 use crate::workloads::Sizes;
 
-const USAGE: &str = "usage: ibis-bench run [--quick] [--runs N] [--servers ibis,js,samod] [--out DIR]\n       ibis-bench samod-server DIR";
+const USAGE: &str = "usage: ibis-bench run [--quick] [--only-app] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]\n       ibis-bench samod-server DIR";
 
 /// No server gets more than this for the whole suite; the run is bounded in time.
 const PER_SERVER: Duration = Duration::from_secs(30 * 60);
 
 struct Options {
     quick: bool,
+    /// Only the app in Chromium (for working on the app).
+    only_app: bool,
+    app_practices: Option<usize>,
     runs: Option<usize>,
     servers: Vec<Kind>,
     out: PathBuf,
@@ -42,6 +46,8 @@ struct Options {
 fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         quick: false,
+        only_app: false,
+        app_practices: None,
         runs: None,
         servers: Kind::ALL.to_vec(),
         out: PathBuf::from("target/bench"),
@@ -50,6 +56,18 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--only-app" => options.only_app = true,
+            "--app-practices" => {
+                let n: usize = args
+                    .next()
+                    .context("--app-practices needs a number")?
+                    .parse()
+                    .context("--app-practices needs a number")?;
+                if !(1..=50_000).contains(&n) {
+                    bail!("--app-practices must be between 1 and 50000");
+                }
+                options.app_practices = Some(n);
+            }
             "--runs" => {
                 let n: usize = args
                     .next()
@@ -209,6 +227,10 @@ async fn suite(kind: Kind, paths: &Paths, sizes: &Sizes) -> anyhow::Result<Serve
         server.stop().await;
     }
 
+    if kind == Kind::Ibis {
+        app_workload(paths, sizes, &mut result).await;
+    }
+
     // Memory and full sync: one populated server, a fresh client per run.
     eprintln!("  {} populating {} practices", kind.name(), sizes.idle_docs);
     let server = Server::start(kind, paths).await?;
@@ -246,6 +268,35 @@ async fn suite(kind: Kind, paths: &Paths, sizes: &Sizes) -> anyhow::Result<Serve
     Ok(result)
 }
 
+/// The app in headless Chromium, when a built app and a browser are here (under CI they
+/// must be: their absence is a failure there, a note elsewhere).
+async fn app_workload(paths: &Paths, sizes: &Sizes, result: &mut ServerResult) {
+    let missing = match (app::dist(), app::browser_available()) {
+        (Some(dist), true) => {
+            eprintln!("    app in Chromium, {} practices…", sizes.app_practices);
+            let work = app::run(
+                &paths.ibis_node,
+                &dist,
+                sizes.app_practices,
+                sizes.runs,
+                result,
+            );
+            if let Err(e) = work.await {
+                eprintln!("    app failed: {e:#}");
+                result.errors.push(format!("app: {e:#}"));
+            }
+            return;
+        }
+        (None, _) => "no built app in dist/ (cargo xtask build-app)",
+        (_, false) => "no ChromeDriver (cargo xtask setup installs it)",
+    };
+    if std::env::var_os("CI").is_some() {
+        result.errors.push(format!("app: {missing}"));
+    } else {
+        eprintln!("    skipping the app workload: {missing}");
+    }
+}
+
 /// The built app's wasm, raw and gzip-compressed, if `dist/` holds a build.
 fn wasm_size() -> Option<(u64, u64)> {
     use std::io::Write;
@@ -272,8 +323,16 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if let Some(runs) = options.runs {
         sizes.runs = runs;
     }
+    if let Some(n) = options.app_practices {
+        sizes.app_practices = n;
+    }
     let mut servers = BTreeMap::new();
-    for kind in &options.servers {
+    if options.only_app {
+        let mut result = ServerResult::default();
+        app_workload(&paths, &sizes, &mut result).await;
+        servers.insert(Kind::Ibis, result);
+    }
+    for kind in options.servers.iter().filter(|_| !options.only_app) {
         eprintln!("==> {}", kind.name());
         let result = match tokio::time::timeout(PER_SERVER, suite(*kind, &paths, &sizes)).await {
             Ok(Ok(result)) => result,

@@ -25,6 +25,8 @@ pub struct Sizes {
     pub idle_docs: usize,
     pub idle_secs: u64,
     pub full_sync_docs: usize,
+    /// Practices in the catalogue the app opens in Chromium.
+    pub app_practices: usize,
     pub runs: usize,
 }
 
@@ -40,6 +42,7 @@ impl Sizes {
             idle_docs: 10_000,
             idle_secs: 75,
             full_sync_docs: 5_000,
+            app_practices: 5_000,
             runs: 3,
         }
     }
@@ -56,6 +59,7 @@ impl Sizes {
             idle_docs: 60,
             idle_secs: 1,
             full_sync_docs: 50,
+            app_practices: 100,
             runs: 1,
         }
     }

@@ -1,0 +1,259 @@
+//! The app in a real browser: an ibis node (release build, its own process) holding a
+//! catalogue of practices, and a headless Chromium opening the built app from it.
+//!
+//! Measured: a fresh browser's first sync of the whole catalogue; then, on each reload,
+//! the time from navigation to the first rows of the list and to the whole catalogue listed
+//! from IndexedDB (the app's `ibis:list-first-rows` and `ibis:list-complete` performance
+//! marks); and a search over the whole catalogue, typed into the page.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use ibis_shared::model::record::PracticeRecord;
+use ibis_tests::Browser;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::report::ServerResult;
+
+/// The longest any one wait in this workload may take.
+const WAIT: Duration = Duration::from_secs(300);
+
+/// Where the built app is, if there is one (`IBIS_DIST` or the repository's `dist/`).
+pub fn dist() -> Option<PathBuf> {
+    ibis_tests::app_dir()
+}
+
+/// Whether Chromium and ChromeDriver are installed.
+pub fn browser_available() -> bool {
+    let driver = std::env::var_os("CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    driver.exists()
+}
+
+const CITIES: [(&str, &str); 8] = [
+    ("Lisbon", "PT"),
+    ("Milan", "IT"),
+    ("Ghent", "BE"),
+    ("Malmö", "SE"),
+    ("Toronto", "CA"),
+    ("Chicago", "US"),
+    ("São Paulo", "BR"),
+    ("Nairobi", "KE"),
+];
+const THEMES: [&str; 5] = ["housing", "health", "employment", "youth", "women"];
+const WORDS: [&str; 6] = [
+    "desks",
+    "mentoring",
+    "classes",
+    "councils",
+    "guides",
+    "networks",
+];
+
+/// Practices as an organization would import them: a few paragraphs each.
+pub fn generated(n: usize) -> Vec<PracticeRecord> {
+    (0..n)
+        .map(|i| {
+            let (city, country) = CITIES[i * 7 % CITIES.len()];
+            let word = WORDS[i % WORDS.len()];
+            let mut themes = vec![THEMES[i % THEMES.len()].to_owned()];
+            if i % 3 == 0 {
+                themes.push("education-language".into());
+            }
+            PracticeRecord {
+                title: format!("Practice {i}: community {word} in {city}"),
+                summary: format!(
+                    "The city of {city} runs {word} for newcomers, with volunteers and \
+                     the local employment office; {n} people took part in the first year.",
+                    n = 40 + i % 200
+                ),
+                context: "Many newly arrived residents could not find their way to the \
+                          services they were entitled to, and the services did not know \
+                          them either. "
+                    .repeat(3),
+                process: "A coordinator at city hall brings together the services, \
+                          associations of migrants and volunteers, who meet newcomers \
+                          every week and follow them for six months. "
+                    .repeat(3),
+                outcomes: "Most participants found housing or work within a year.".into(),
+                city: city.into(),
+                country: country.into(),
+                lead_organization: format!("City of {city}"),
+                themes,
+                review_state: "published".into(),
+                ..PracticeRecord::default()
+            }
+        })
+        .collect()
+}
+
+/// A node process serving the app and a catalogue of `n` practices.
+struct Node {
+    child: tokio::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_node(ibis_node: &Path, dist: &Path, n: usize) -> anyhow::Result<Node> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("node");
+    let status = std::process::Command::new(ibis_node)
+        .args(["init", "--org-name", "Bench city", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .status()?;
+    ensure!(status.success(), "ibis-node init failed");
+    let file = dir.path().join("practices.json");
+    std::fs::write(&file, serde_json::to_vec(&generated(n))?)?;
+    let status = std::process::Command::new(ibis_node)
+        .args(["import", "--data-dir"])
+        .arg(&data)
+        .arg(&file)
+        .stdout(Stdio::null())
+        .status()?;
+    ensure!(status.success(), "ibis-node import failed");
+    let mut child = Command::new(ibis_node)
+        .args(["serve", "--listen", "127.0.0.1:0", "--open", "--data-dir"])
+        .arg(&data)
+        .arg("--app-dir")
+        .arg(dist)
+        .env("IBIS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start ibis-node")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .context("ibis-node did not start in time")??
+        .context("ibis-node exited before listening")?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = line
+        .strip_prefix("ibis-node listening on ")
+        .with_context(|| format!("unexpected: {line}"))?
+        .to_owned();
+    Ok(Node {
+        child,
+        url,
+        _dir: dir,
+    })
+}
+
+/// The number the list shows as its result count.
+async fn result_count(browser: &Browser) -> Option<usize> {
+    let v = browser
+        .script(
+            "const e = document.querySelector('[data-testid=result-count]');\
+             return e ? e.textContent : null;",
+        )
+        .await
+        .ok()?;
+    v.as_str()?.split_whitespace().next()?.parse().ok()
+}
+
+/// The start time (ms after navigation) of a performance mark, once it exists.
+async fn mark(browser: &Browser, name: &str) -> anyhow::Result<f64> {
+    let js = format!(
+        "const m = performance.getEntriesByName('{name}', 'mark'); \
+         return m.length ? m[0].startTime : null;"
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(ms) = browser.script(&js).await?.as_f64() {
+            return Ok(ms);
+        }
+        if Instant::now() > deadline {
+            bail!("no `{name}` mark within {} s", WAIT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Types a query into the search box and times it until the result count changed.
+async fn search(browser: &Browser, text: &str) -> anyhow::Result<f64> {
+    let js = format!(
+        "const done = arguments[arguments.length - 1];\
+         const input = document.querySelector('[data-testid=search]');\
+         const count = document.querySelector('[data-testid=result-count]');\
+         const before = count.textContent;\
+         const t0 = performance.now();\
+         const obs = new MutationObserver(() => {{\
+           if (count.textContent !== before) {{ obs.disconnect(); done(performance.now() - t0); }}\
+         }});\
+         obs.observe(count, {{ childList: true, subtree: true, characterData: true }});\
+         input.value = {text:?};\
+         input.dispatchEvent(new Event('input', {{ bubbles: true }}));\
+         setTimeout(() => {{ obs.disconnect(); done(null); }}, 20000);"
+    );
+    browser
+        .script_async(&js)
+        .await?
+        .as_f64()
+        .with_context(|| format!("searching {text:?} did not change the result count"))
+}
+
+/// Runs the workload; figures go into `result` (failures too).
+pub async fn run(
+    ibis_node: &Path,
+    dist: &Path,
+    n: usize,
+    runs: usize,
+    result: &mut ServerResult,
+) -> anyhow::Result<()> {
+    let mut node = start_node(ibis_node, dist, n).await?;
+    let outcome = measure(&node.url, n, runs, result).await;
+    let _ = node.child.kill().await;
+    outcome
+}
+
+async fn measure(
+    url: &str,
+    n: usize,
+    runs: usize,
+    result: &mut ServerResult,
+) -> anyhow::Result<()> {
+    let browser = Browser::start().await?;
+    let outcome = async {
+        let start = Instant::now();
+        browser.goto(&format!("{url}/")).await?;
+        let deadline = start + WAIT;
+        while result_count(&browser).await != Some(n) {
+            if Instant::now() > deadline {
+                bail!(
+                    "the browser listed {:?} of {n} practices after {} s",
+                    result_count(&browser).await,
+                    WAIT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        result.add("app_first_sync_s", start.elapsed().as_secs_f64());
+        // Let the last writes to IndexedDB finish before reloading.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for _ in 0..runs {
+            browser.refresh().await?;
+            let first = mark(&browser, "ibis:list-first-rows").await?;
+            let complete = mark(&browser, "ibis:list-complete").await?;
+            let listed = result_count(&browser).await;
+            ensure!(
+                listed == Some(n),
+                "after a reload the list shows {listed:?} of {n} practices"
+            );
+            result.add("app_first_rows_ms", first);
+            result.add("app_list_complete_ms", complete);
+        }
+        for text in ["mentoring", "community guides lisbon", "housing"] {
+            result.add("app_search_ms", search(&browser, text).await?);
+        }
+        Ok(())
+    }
+    .await;
+    let _ = browser.close().await;
+    outcome
+}
