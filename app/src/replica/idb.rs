@@ -3,7 +3,10 @@
 //! Three object stores, with out-of-line keys:
 //! - `chunks`: `[document id, seq]` → a snapshot (seq 0) or an incremental chunk;
 //! - `sync_states`: `[document id, peer storage id]` → an encoded sync state;
-//! - `meta`: string → string (this browser's peer id, storage id, unsynced changes…).
+//! - `meta`: string → string (this browser's peer id, storage id, unsynced changes…);
+//! - `summaries`: document id → a practice's list record and the heads it was made at
+//!   (JSON). Derived data: the list renders from it at start without loading thousands of
+//!   documents, and a summary that does not match its document's heads is remade.
 //!
 //! A batch of writes is one `readwrite` transaction; its future resolves when the
 //! transaction has completed (is durable), which is what the engine's ordering rule needs.
@@ -24,10 +27,14 @@ use web_sys::{
 };
 
 const DB_NAME: &str = "ibis";
-const DB_VERSION: u32 = 1;
+/// 2 added `summaries`.
+const DB_VERSION: u32 = 2;
 const CHUNKS: &str = "chunks";
 const SYNC_STATES: &str = "sync_states";
 const META: &str = "meta";
+const SUMMARIES: &str = "summaries";
+/// A stored summary larger than this is ignored (and remade from its document).
+const MAX_SUMMARY: usize = 1 << 20;
 /// Larger than any seq we write.
 const MAX_SEQ: f64 = 9.0e15;
 
@@ -172,7 +179,7 @@ impl Db {
                 if let Ok(result) = open.result() {
                     if let Ok(db) = result.dyn_into::<IdbDatabase>() {
                         let names = db.object_store_names();
-                        for store in [CHUNKS, SYNC_STATES, META] {
+                        for store in [CHUNKS, SYNC_STATES, META, SUMMARIES] {
                             if !names.contains(store) {
                                 let _ = db.create_object_store(store);
                             }
@@ -298,14 +305,46 @@ impl Db {
         }))
     }
 
-    /// Applies writes in one transaction and resolves once it is durable.
-    pub async fn apply(&self, ops: &[StoreOp]) -> Result<(), IdbError> {
-        if ops.is_empty() {
+    /// Every stored practice summary (id, JSON); unreadable entries are left out.
+    pub async fn summaries(&self) -> Result<Vec<(DocumentId, String)>, IdbError> {
+        let txn = self.transaction(&[SUMMARIES], IdbTransactionMode::Readonly)?;
+        let store = Self::store(&txn, SUMMARIES)?;
+        let keys = request(&store.get_all_keys()?);
+        let values = request(&store.get_all()?);
+        let (keys, values) = (keys.await?, values.await?);
+        Ok(Array::from(&keys)
+            .iter()
+            .zip(Array::from(&values).iter())
+            .filter_map(|(k, v)| {
+                let id = DocumentId::parse(&k.as_string()?).ok()?;
+                let json = v.as_string().filter(|j| j.len() <= MAX_SUMMARY)?;
+                Some((id, json))
+            })
+            .collect())
+    }
+
+    /// Applies writes (and summaries) in one transaction and resolves once it is durable.
+    pub async fn apply(
+        &self,
+        ops: &[StoreOp],
+        summaries: &[(DocumentId, String)],
+    ) -> Result<(), IdbError> {
+        if ops.is_empty() && summaries.is_empty() {
             return Ok(());
         }
-        let txn = self.transaction(&[CHUNKS, SYNC_STATES], IdbTransactionMode::Readwrite)?;
+        let txn = self.transaction(
+            &[CHUNKS, SYNC_STATES, SUMMARIES],
+            IdbTransactionMode::Readwrite,
+        )?;
         let chunks = Self::store(&txn, CHUNKS)?;
         let states = Self::store(&txn, SYNC_STATES)?;
+        let summary_store = Self::store(&txn, SUMMARIES)?;
+        for (document, json) in summaries {
+            summary_store.put_with_key(
+                &JsValue::from_str(json),
+                &JsValue::from_str(&document.to_string()),
+            )?;
+        }
         for op in ops {
             match op {
                 StoreOp::AppendChanges { document, chunk } => {

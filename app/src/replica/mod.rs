@@ -86,6 +86,26 @@ struct Job {
     loads: Vec<DocumentId>,
 }
 
+/// A practice as the list shows it, and the document heads it was made from.
+struct Summary {
+    heads: String,
+    indexed: Arc<Indexed>,
+}
+
+/// A summary as IndexedDB keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSummary {
+    heads: String,
+    record: PracticeRecord,
+}
+
+/// A document's heads, as one string (for comparing with a stored summary's).
+fn heads_of(doc: &Automerge) -> String {
+    let mut heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+    heads.sort();
+    heads.join(",")
+}
+
 /// Someone's presence on a document, from ephemeral messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Presence {
@@ -108,7 +128,9 @@ pub struct Replica {
     socket: RefCell<Option<socket::Socket>>,
     next_conn: Cell<u64>,
     /// Flat records of the practices we have, for the list and search.
-    summaries: RefCell<BTreeMap<DocumentId, Arc<Indexed>>>,
+    summaries: RefCell<BTreeMap<DocumentId, Summary>>,
+    /// Summaries made since the last storage transaction, to be stored with it (JSON).
+    summaries_to_store: RefCell<Vec<(DocumentId, String)>>,
     /// Events we have.
     events: RefCell<BTreeMap<DocumentId, Event>>,
     /// Local changes per document not yet acknowledged by the node (persisted).
@@ -161,6 +183,26 @@ impl Replica {
             .filter_map(|(id, n)| DocumentId::parse(&id).ok().map(|id| (id, n)))
             .collect();
         let stored = db.document_ids().await?;
+        // The list renders from stored summaries at once; each is checked against its
+        // document's heads when the document loads.
+        let summaries: BTreeMap<DocumentId, Summary> = db
+            .summaries()
+            .await?
+            .into_iter()
+            .filter_map(|(id, json)| {
+                let stored: StoredSummary = serde_json::from_str(&json).ok()?;
+                Some((
+                    id,
+                    Summary {
+                        heads: stored.heads,
+                        indexed: Arc::new(Indexed::new(stored.record)),
+                    },
+                ))
+            })
+            .collect();
+        if !summaries.is_empty() {
+            signals.settled.set(true);
+        }
         let mut config = EngineConfig::new(PeerId::new(peer_id), Some(StorageId::new(storage_id)));
         config.ephemeral_session_id = DocumentId::random().to_string();
         // The browser keeps what it shows in memory; documents it does not show are evicted.
@@ -180,7 +222,8 @@ impl Replica {
             signals,
             socket: RefCell::new(None),
             next_conn: Cell::new(1),
-            summaries: RefCell::default(),
+            summaries: RefCell::new(summaries),
+            summaries_to_store: RefCell::default(),
             events: RefCell::default(),
             unsynced: RefCell::new(unsynced),
             unavailable: RefCell::default(),
@@ -340,15 +383,27 @@ impl Replica {
                     }
                 }
                 Some(DocumentKind::Practice) => {
-                    if let Ok(p) = Practice::load(doc) {
-                        self.summaries.borrow_mut().insert(
-                            id,
-                            Arc::new(Indexed::new(PracticeRecord::from_practice(
-                                Some(id),
-                                &p,
-                                true,
-                            ))),
-                        );
+                    let heads = heads_of(doc);
+                    let current = self
+                        .summaries
+                        .borrow()
+                        .get(&id)
+                        .is_some_and(|s| s.heads == heads);
+                    if !current {
+                        if let Ok(p) = Practice::load(doc) {
+                            let record = PracticeRecord::from_practice(Some(id), &p, true);
+                            let stored = StoredSummary { heads, record };
+                            if let Ok(json) = serde_json::to_string(&stored) {
+                                self.summaries_to_store.borrow_mut().push((id, json));
+                            }
+                            self.summaries.borrow_mut().insert(
+                                id,
+                                Summary {
+                                    heads: stored.heads,
+                                    indexed: Arc::new(Indexed::new(stored.record)),
+                                },
+                            );
+                        }
                     }
                 }
                 _ => {}
@@ -461,7 +516,11 @@ impl Replica {
 
     /// The flat records of every practice here, ready for search.
     pub fn summaries(&self) -> Vec<Arc<Indexed>> {
-        self.summaries.borrow().values().cloned().collect()
+        self.summaries
+            .borrow()
+            .values()
+            .map(|s| s.indexed.clone())
+            .collect()
     }
 
     pub fn events(&self) -> Vec<(DocumentId, Event)> {
@@ -473,7 +532,10 @@ impl Replica {
     }
 
     pub fn summary(&self, id: &DocumentId) -> Option<PracticeRecord> {
-        self.summaries.borrow().get(id).map(|s| s.record.clone())
+        self.summaries
+            .borrow()
+            .get(id)
+            .map(|s| s.indexed.record.clone())
     }
 
     /// Drops the connection so a new one is made at once: after logging in or out, the
@@ -537,12 +599,16 @@ async fn run_jobs(replica: Rc<Replica>, mut rx: mpsc::UnboundedReceiver<Job>) {
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.writes))
             .collect();
-        if let Err(e) = replica.db.apply(&writes).await {
+        let summaries = std::mem::take(&mut *replica.summaries_to_store.borrow_mut());
+        if let Err(e) = replica.db.apply(&writes, &summaries).await {
             // Nothing of these jobs is durable: their frames must not go out.
             replica
                 .signals
                 .notice
                 .set(Some(format!("could not save changes in this browser: {e}")));
+            replica
+                .queued
+                .set(replica.queued.get().saturating_sub(count));
             continue;
         }
         for job in jobs {
