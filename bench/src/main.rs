@@ -2,7 +2,7 @@
 //! JS automerge-repo server and a samod server; a markdown table and a JSON file out.
 //!
 //! ```text
-//! ibis-bench run [--quick] [--only-app] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]
+//! ibis-bench run [--quick] [--only fanout,throughput,create,reconnect,app,memory] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]
 //! ibis-bench samod-server DIR      (used by `run`: a samod server in its own process)
 //! ```
 //!
@@ -28,15 +28,25 @@ use crate::report::{Report, ServerResult};
 use crate::servers::{Kind, Paths, Server};
 use crate::workloads::Sizes;
 
-const USAGE: &str = "usage: ibis-bench run [--quick] [--only-app] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]\n       ibis-bench samod-server DIR";
+const USAGE: &str = "usage: ibis-bench run [--quick] [--only fanout,throughput,create,reconnect,app,memory] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]\n       ibis-bench samod-server DIR";
+
+/// What `--only` may name.
+const WORKLOADS: [&str; 6] = [
+    "fanout",
+    "throughput",
+    "create",
+    "reconnect",
+    "app",
+    "memory",
+];
 
 /// No server gets more than this for the whole suite; the run is bounded in time.
 const PER_SERVER: Duration = Duration::from_secs(30 * 60);
 
 struct Options {
     quick: bool,
-    /// Only the app in Chromium (for working on the app).
-    only_app: bool,
+    /// Only these workloads (empty: all).
+    only: Vec<String>,
     app_practices: Option<usize>,
     runs: Option<usize>,
     servers: Vec<Kind>,
@@ -46,7 +56,7 @@ struct Options {
 fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         quick: false,
-        only_app: false,
+        only: Vec::new(),
         app_practices: None,
         runs: None,
         servers: Kind::ALL.to_vec(),
@@ -56,7 +66,15 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
-            "--only-app" => options.only_app = true,
+            "--only" => {
+                let list = args.next().context("--only needs a list")?;
+                for name in list.split(',').map(str::trim) {
+                    if !WORKLOADS.contains(&name) {
+                        bail!("unknown workload {name:?} (expected one of {WORKLOADS:?})");
+                    }
+                    options.only.push(name.to_owned());
+                }
+            }
             "--app-practices" => {
                 let n: usize = args
                     .next()
@@ -170,65 +188,84 @@ async fn record<T>(
     }
 }
 
-async fn suite(kind: Kind, paths: &Paths, sizes: &Sizes) -> anyhow::Result<ServerResult> {
+async fn suite(
+    kind: Kind,
+    paths: &Paths,
+    sizes: &Sizes,
+    wants: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<ServerResult> {
     let mut result = ServerResult::default();
-    for run in 0..sizes.runs {
+    let per_run = ["fanout", "throughput", "create", "reconnect"];
+    for run in (0..sizes.runs).filter(|_| per_run.iter().any(|w| wants(w))) {
         eprintln!("  {} run {}/{}", kind.name(), run + 1, sizes.runs);
         let server = Server::start(kind, paths).await?;
         let url = server.url.clone();
-        record(
-            &mut result,
-            "fan-out",
-            workloads::fanout(&url, sizes.fanout_clients, sizes.fanout_changes),
-            |r, figures| {
-                for (key, value) in figures {
-                    r.add(&key, value);
-                }
-            },
-        )
-        .await;
-        record(
-            &mut result,
-            "throughput, 1 document",
-            workloads::throughput(&url, sizes.writers, 1, sizes.throughput_secs),
-            |r, v| {
-                r.add("changes_per_s_1doc", v.changes_per_s);
-                r.add("delivered_pct_1doc", v.delivered * 100.0);
-            },
-        )
-        .await;
-        record(
-            &mut result,
-            "throughput, 100 documents",
-            workloads::throughput(&url, sizes.writers, 100, sizes.throughput_secs),
-            |r, v| {
-                r.add("changes_per_s_100docs", v.changes_per_s);
-                r.add("delivered_pct_100docs", v.delivered * 100.0);
-            },
-        )
-        .await;
-        record(
-            &mut result,
-            "create and sync",
-            workloads::create_many(&url, sizes.create_docs, sizes.in_flight),
-            |r, v| r.add("create_docs_s", v),
-        )
-        .await;
-        record(
-            &mut result,
-            "reconnect",
-            workloads::reconnect(&url),
-            |r, (bytes, round_trips)| {
-                r.add("reconnect_bytes", bytes as f64);
-                r.add("reconnect_round_trips", round_trips as f64);
-            },
-        )
-        .await;
+        if wants("fanout") {
+            record(
+                &mut result,
+                "fan-out",
+                workloads::fanout(&url, sizes.fanout_clients, sizes.fanout_changes),
+                |r, figures| {
+                    for (key, value) in figures {
+                        r.add(&key, value);
+                    }
+                },
+            )
+            .await;
+        }
+        if wants("throughput") {
+            record(
+                &mut result,
+                "throughput, 1 document",
+                workloads::throughput(&url, sizes.writers, 1, sizes.throughput_secs),
+                |r, v| {
+                    r.add("changes_per_s_1doc", v.changes_per_s);
+                    r.add("delivered_pct_1doc", v.delivered * 100.0);
+                },
+            )
+            .await;
+        }
+        if wants("throughput") {
+            record(
+                &mut result,
+                "throughput, 100 documents",
+                workloads::throughput(&url, sizes.writers, 100, sizes.throughput_secs),
+                |r, v| {
+                    r.add("changes_per_s_100docs", v.changes_per_s);
+                    r.add("delivered_pct_100docs", v.delivered * 100.0);
+                },
+            )
+            .await;
+        }
+        if wants("create") {
+            record(
+                &mut result,
+                "create and sync",
+                workloads::create_many(&url, sizes.create_docs, sizes.in_flight),
+                |r, v| r.add("create_docs_s", v),
+            )
+            .await;
+        }
+        if wants("reconnect") {
+            record(
+                &mut result,
+                "reconnect",
+                workloads::reconnect(&url),
+                |r, (bytes, round_trips)| {
+                    r.add("reconnect_bytes", bytes as f64);
+                    r.add("reconnect_round_trips", round_trips as f64);
+                },
+            )
+            .await;
+        }
         server.stop().await;
     }
 
-    if kind == Kind::Ibis {
+    if kind == Kind::Ibis && wants("app") {
         app_workload(paths, sizes, &mut result).await;
+    }
+    if !wants("memory") {
+        return Ok(result);
     }
 
     // Memory and full sync: one populated server, a fresh client per run.
@@ -327,18 +364,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
         sizes.app_practices = n;
     }
     let mut servers = BTreeMap::new();
-    if options.only_app {
-        let mut result = ServerResult::default();
-        app_workload(&paths, &sizes, &mut result).await;
-        servers.insert(Kind::Ibis, result);
-    }
-    for kind in options.servers.iter().filter(|_| !options.only_app) {
+    let wants = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
+    for kind in &options.servers {
         eprintln!("==> {}", kind.name());
-        let result = match tokio::time::timeout(PER_SERVER, suite(*kind, &paths, &sizes)).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => ServerResult::failed(format!("{e:#}")),
-            Err(_) => ServerResult::failed("did not finish within 30 minutes".into()),
-        };
+        let result =
+            match tokio::time::timeout(PER_SERVER, suite(*kind, &paths, &sizes, &wants)).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => ServerResult::failed(format!("{e:#}")),
+                Err(_) => ServerResult::failed("did not finish within 30 minutes".into()),
+            };
         servers.insert(*kind, result);
     }
     let report = Report::new(sizes, options.quick, servers, wasm_size());

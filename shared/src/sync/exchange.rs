@@ -192,7 +192,7 @@ where
         if entry.doc.get_heads() != before {
             self.document_changed(id, ChangeOrigin::Remote(conn), before.is_empty());
         } else {
-            self.sync_one(conn, id);
+            self.pending_sync.insert((conn, id));
         }
         if !now_has_content {
             self.want_document(id, Some(conn));
@@ -313,7 +313,8 @@ where
     }
 
     /// A document's content changed: persist it first, tell the host, then bring every
-    /// sharing peer up to date. `first_content` is true when it was empty before.
+    /// sharing peer up to date (when the host next takes outputs). `first_content` is true
+    /// when it was empty before.
     pub(super) fn document_changed(
         &mut self,
         id: DocumentId,
@@ -347,9 +348,8 @@ where
                 targets.push(*cid);
             }
         }
-        targets.sort();
         for conn in targets {
-            self.sync_one(conn, id);
+            self.pending_sync.insert((conn, id));
         }
     }
 

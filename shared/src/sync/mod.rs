@@ -138,6 +138,10 @@ pub struct Engine<P: Policy> {
     ephemeral_seen: BTreeMap<(PeerId, String), (u64, Millis)>,
     ephemeral_count: u64,
     outputs: VecDeque<Output>,
+    /// (peer, document) pairs owed a sync message: generated when the host next takes
+    /// outputs, so a burst of inputs costs one message per peer and document, not one per
+    /// input (each generation walks the document's change graph).
+    pending_sync: BTreeSet<(ConnectionId, DocumentId)>,
     stats: EngineStats,
 }
 
@@ -163,6 +167,7 @@ where
             ephemeral_seen: BTreeMap::new(),
             ephemeral_count: 0,
             outputs: VecDeque::new(),
+            pending_sync: BTreeSet::new(),
             stats: EngineStats::default(),
         }
     }
@@ -198,12 +203,21 @@ where
 
     /// The next thing the host must do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
+        self.flush_pending_sync();
         self.outputs.pop_front()
     }
 
     /// Everything queued, in order.
     pub fn drain_outputs(&mut self) -> std::collections::vec_deque::Drain<'_, Output> {
+        self.flush_pending_sync();
         self.outputs.drain(..)
+    }
+
+    /// Generates the sync messages owed since outputs were last taken.
+    fn flush_pending_sync(&mut self) {
+        while let Some((conn, id)) = self.pending_sync.pop_first() {
+            self.sync_one(conn, id);
+        }
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -615,3 +615,53 @@ fn the_same_peer_reconnecting_replaces_its_old_connection() {
     assert!(sim.links[second].open);
     assert_eq!(sim.replicas[node].engine.gauges().ready_peers, 1);
 }
+
+#[test]
+fn a_burst_of_changes_costs_one_sync_message_per_peer() {
+    let mut sim = Sim::new();
+    let node = sim.add("node");
+    let writers: Vec<usize> = (0..3).map(|i| sim.add(&format!("writer-{i}"))).collect();
+    let observer = sim.add("observer");
+    let links: Vec<usize> = writers
+        .iter()
+        .map(|w| sim.connect_client(*w, node))
+        .collect();
+    let watch = sim.connect_client(observer, node);
+    sim.run();
+    sim.write(writers[0], id(9), "title", "first");
+    sim.run();
+    for r in writers[1..].iter().chain([&observer]) {
+        sim.open(*r, id(9));
+    }
+    sim.run();
+
+    // Every writer changes the document; the node takes all three changes as one burst
+    // (as its host does with whatever is queued) before it is asked for outputs.
+    for (i, w) in writers.iter().enumerate() {
+        sim.write(*w, id(9), "title", &format!("by writer {i}"));
+    }
+    let now = sim.now;
+    for l in &links {
+        let side = usize::from(sim.links[*l].ends[0].0 == node);
+        let conn = sim.links[*l].ends[1 - side].1;
+        while let Some(frame) = sim.links[*l].queues[side].pop_front() {
+            sim.replicas[node]
+                .engine
+                .handle(now, Input::Frame { conn, frame });
+        }
+    }
+    sim.collect(node);
+    let node_side = usize::from(sim.links[watch].ends[0].0 != node);
+    let syncs = sim
+        .queued(watch, node_side)
+        .into_iter()
+        .filter(|m| matches!(m, Message::Sync { .. }))
+        .count();
+    assert_eq!(syncs, 1, "one message carries the three changes");
+    sim.run();
+    assert_eq!(
+        sim.replicas[observer].heads(&id(9)),
+        sim.replicas[node].heads(&id(9))
+    );
+    assert_eq!(sim.replicas[node].heads(&id(9)).len(), 3, "three concurrent heads");
+}
