@@ -62,6 +62,7 @@ impl Client {
         let mut config = EngineConfig::new(peer_id.clone(), options.storage_id.clone());
         config.is_ephemeral = options.storage_id.is_none();
         config.evict_idle_after = None;
+        config.max_loaded_documents = None;
         let (host, engine_task) = host::start(
             config,
             OpenPolicy,

@@ -34,6 +34,9 @@ pub struct EngineConfig {
     /// Documents untouched for this long are dropped from memory (they stay in storage).
     /// `None` keeps everything loaded.
     pub evict_idle_after: Option<Millis>,
+    /// At most this many documents stay in memory: past it, the least recently used ones
+    /// that are saved and not mid-sync are dropped (they stay in storage). `None`: no limit.
+    pub max_loaded_documents: Option<usize>,
     /// Incremental chunks are folded into a snapshot once they add up to more bytes than the
     /// snapshot (never less than this), or number more than `compact_after_chunks`.
     pub compact_min_bytes: usize,
@@ -56,6 +59,7 @@ impl EngineConfig {
             request_timeout: 10_000,
             handshake_timeout: 10_000,
             evict_idle_after: Some(60_000),
+            max_loaded_documents: Some(2_000),
             compact_min_bytes: 16 * 1024,
             compact_after_chunks: 64,
         }

@@ -213,11 +213,13 @@ where
         self.outputs.drain(..)
     }
 
-    /// Generates the sync messages owed since outputs were last taken.
+    /// Generates the sync messages owed since outputs were last taken, then drops
+    /// documents past the memory budget (a bulk sync loads them faster than ticks come).
     fn flush_pending_sync(&mut self) {
         while let Some((conn, id)) = self.pending_sync.pop_first() {
             self.sync_one(conn, id);
         }
+        self.enforce_document_budget();
     }
 
     pub fn stats(&self) -> &EngineStats {

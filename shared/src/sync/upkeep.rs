@@ -28,6 +28,7 @@ where
         self.expire_bulk_items();
         self.forget_old_ephemeral_sessions();
         self.evict_idle_documents();
+        self.enforce_document_budget();
     }
 
     fn evict_idle_documents(&mut self) {
@@ -35,17 +36,45 @@ where
             return;
         };
         let cutoff = self.now.saturating_sub(idle);
+        let idle_documents: Vec<DocumentId> = self
+            .evictable()
+            .into_iter()
+            .filter(|(_, last_used)| *last_used <= cutoff)
+            .map(|(id, _)| id)
+            .collect();
+        for id in idle_documents {
+            self.evict(id);
+        }
+    }
+
+    /// Keeps at most `max_loaded_documents` in memory, dropping the least recently used.
+    pub(super) fn enforce_document_budget(&mut self) {
+        let Some(max) = self.config.max_loaded_documents else {
+            return;
+        };
+        if self.documents.len() <= max {
+            return;
+        }
+        let mut candidates = self.evictable();
+        candidates.sort_by_key(|(_, last_used)| *last_used);
+        let excess = self.documents.len() - max;
+        for (id, _) in candidates.into_iter().take(excess) {
+            self.evict(id);
+        }
+    }
+
+    /// Documents that could leave memory now (saved, not loading, not mid-bulk-sync), with
+    /// when each was last used.
+    fn evictable(&self) -> Vec<(DocumentId, super::Millis)> {
         let busy: std::collections::BTreeSet<DocumentId> = self
             .connections
             .values()
             .flat_map(|c| c.bulk.in_flight.keys().copied())
             .collect();
-        let idle_documents: Vec<DocumentId> = self
-            .documents
+        self.documents
             .iter()
             .filter(|(id, d)| {
                 !d.pinned
-                    && d.last_used <= cutoff
                     && !busy.contains(id)
                     && match d.status {
                         Status::Ready => !d.has_content() || d.doc.get_heads() == d.saved_heads,
@@ -53,24 +82,27 @@ where
                         Status::Loading { .. } | Status::Requesting { .. } => false,
                     }
             })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in idle_documents {
-            if let Some(conns) = self.interest.get(&id) {
-                for conn in conns {
-                    let Some(peer) = self
-                        .connections
-                        .get_mut(conn)
-                        .and_then(|c| c.docs.get_mut(&id))
-                    else {
-                        continue;
-                    };
-                    if let SyncSlot::Live(state) = &peer.sync {
-                        peer.sync = SyncSlot::Parked(state.encode());
-                    }
+            .map(|(id, d)| (*id, d.last_used))
+            .collect()
+    }
+
+    /// Drops a document from memory; peers' sync states for it are parked (encoded).
+    fn evict(&mut self, id: DocumentId) {
+        if let Some(conns) = self.interest.get(&id) {
+            for conn in conns {
+                let Some(peer) = self
+                    .connections
+                    .get_mut(conn)
+                    .and_then(|c| c.docs.get_mut(&id))
+                else {
+                    continue;
+                };
+                if let SyncSlot::Live(state) = &peer.sync {
+                    peer.sync = SyncSlot::Parked(state.encode());
                 }
             }
-            self.documents.remove(&id);
+        }
+        if self.documents.remove(&id).is_some() {
             self.stats.documents_evicted += 1;
         }
     }

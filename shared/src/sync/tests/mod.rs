@@ -663,5 +663,42 @@ fn a_burst_of_changes_costs_one_sync_message_per_peer() {
         sim.replicas[observer].heads(&id(9)),
         sim.replicas[node].heads(&id(9))
     );
-    assert_eq!(sim.replicas[node].heads(&id(9)).len(), 3, "three concurrent heads");
+    assert_eq!(
+        sim.replicas[node].heads(&id(9)).len(),
+        3,
+        "three concurrent heads"
+    );
+}
+
+#[test]
+fn a_memory_budget_keeps_few_documents_loaded_and_everything_reachable() {
+    let mut sim = Sim::new();
+    let mut cfg = config("node");
+    cfg.max_loaded_documents = Some(4);
+    cfg.sync_window = 2;
+    let node = sim.add_with(cfg, RolePolicy::default());
+    for n in 0..20 {
+        sim.write(node, id(n), "text", &format!("practice {n}"));
+    }
+    assert!(sim.replicas[node].engine.gauges().documents_in_memory <= 4);
+
+    // A new replica's bulk sync loads every document in turn; the budget still holds.
+    let replica = sim.add("replica");
+    sim.connect_replicas(replica, node);
+    sim.run();
+    assert!(sim.replicas[node].engine.gauges().documents_in_memory <= 4);
+    for n in 0..20 {
+        assert_eq!(
+            sim.replicas[replica].text(&id(n)),
+            Some(format!("\"practice {n}\"")),
+            "document {n}"
+        );
+    }
+    // An evicted document still takes changes and relays them.
+    sim.write(replica, id(0), "text", "edited");
+    sim.run();
+    assert_eq!(
+        sim.replicas[node].heads(&id(0)),
+        sim.replicas[replica].heads(&id(0))
+    );
 }
