@@ -47,7 +47,8 @@ where
         }
     }
 
-    /// Keeps at most `max_loaded_documents` in memory, dropping the least recently used.
+    /// Keeps at most `max_loaded_documents` in memory, dropping the least recently used
+    /// (a bulk sync can briefly exceed it by the documents in flight).
     pub(super) fn enforce_document_budget(&mut self) {
         let Some(max) = self.config.max_loaded_documents else {
             return;
@@ -55,9 +56,11 @@ where
         if self.documents.len() <= max {
             return;
         }
+        // Down to 90% of the budget, so the scan below runs once per many loads, not at
+        // every one.
         let mut candidates = self.evictable();
         candidates.sort_by_key(|(_, last_used)| *last_used);
-        let excess = self.documents.len() - max;
+        let excess = self.documents.len() - max * 9 / 10;
         for (id, _) in candidates.into_iter().take(excess) {
             self.evict(id);
         }
