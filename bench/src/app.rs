@@ -109,13 +109,17 @@ async fn start_node(ibis_node: &Path, dist: &Path, n: usize) -> anyhow::Result<N
     ensure!(status.success(), "ibis-node init failed");
     let file = dir.path().join("practices.json");
     std::fs::write(&file, serde_json::to_vec(&generated(n))?)?;
-    let status = std::process::Command::new(ibis_node)
+    // Its progress lines are noise here; its errors are kept for the failure message.
+    let import = std::process::Command::new(ibis_node)
         .args(["import", "--data-dir"])
         .arg(&data)
         .arg(&file)
-        .stdout(Stdio::null())
-        .status()?;
-    ensure!(status.success(), "ibis-node import failed");
+        .output()?;
+    ensure!(
+        import.status.success(),
+        "ibis-node import failed: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     let mut child = Command::new(ibis_node)
         .args(["serve", "--listen", "127.0.0.1:0", "--open", "--data-dir"])
         .arg(&data)
