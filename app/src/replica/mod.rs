@@ -410,9 +410,14 @@ impl Replica {
             }
         }
         let now = now_ms();
+        let summaries = self.summaries.borrow();
         let mut engine = self.engine.borrow_mut();
         for other in to_open {
-            if engine.document(&other).is_none() {
+            // A stored practice with a summary needs no loading to be listed, and the bulk
+            // sync with the node (a replica peer) covers every stored document; reopening
+            // thousands whenever a catalogue changes would only reload them.
+            let listed = engine.is_stored(&other) && summaries.contains_key(&other);
+            if engine.document(&other).is_none() && !listed {
                 engine.open(now, other);
             }
         }

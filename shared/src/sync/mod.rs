@@ -246,6 +246,11 @@ where
             .filter_map(|(id, c)| c.ready().map(|p| (*id, &p.peer_id)))
     }
 
+    /// True when storage holds the document (whether or not it is in memory).
+    pub fn is_stored(&self, id: &DocumentId) -> bool {
+        self.stored.contains(id)
+    }
+
     /// Every document with content, in storage or in memory.
     pub fn known_documents(&self) -> impl Iterator<Item = DocumentId> + '_ {
         let in_memory_only = self
