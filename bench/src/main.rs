@@ -53,6 +53,18 @@ struct Options {
     out: PathBuf,
 }
 
+/// A count given to `flag`, between 1 and `max`.
+fn number(arg: Option<&String>, flag: &str, max: usize) -> anyhow::Result<usize> {
+    let n: usize = arg
+        .with_context(|| format!("{flag} needs a number"))?
+        .parse()
+        .with_context(|| format!("{flag} needs a number"))?;
+    if !(1..=max).contains(&n) {
+        bail!("{flag} must be between 1 and {max}");
+    }
+    Ok(n)
+}
+
 fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         quick: false,
@@ -76,27 +88,9 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
                 }
             }
             "--app-practices" => {
-                let n: usize = args
-                    .next()
-                    .context("--app-practices needs a number")?
-                    .parse()
-                    .context("--app-practices needs a number")?;
-                if !(1..=50_000).contains(&n) {
-                    bail!("--app-practices must be between 1 and 50000");
-                }
-                options.app_practices = Some(n);
+                options.app_practices = Some(number(args.next(), "--app-practices", 50_000)?)
             }
-            "--runs" => {
-                let n: usize = args
-                    .next()
-                    .context("--runs needs a number")?
-                    .parse()
-                    .context("--runs needs a number")?;
-                if !(1..=20).contains(&n) {
-                    bail!("--runs must be between 1 and 20");
-                }
-                options.runs = Some(n);
-            }
+            "--runs" => options.runs = Some(number(args.next(), "--runs", 20)?),
             "--servers" => {
                 let list = args.next().context("--servers needs a list")?;
                 options.servers = list
@@ -213,26 +207,18 @@ async fn suite(
             )
             .await;
         }
-        if wants("throughput") {
+        let documents = [
+            (1, "throughput, 1 document", "1doc"),
+            (100, "throughput, 100 documents", "100docs"),
+        ];
+        for (docs, name, suffix) in documents.into_iter().filter(|_| wants("throughput")) {
             record(
                 &mut result,
-                "throughput, 1 document",
-                workloads::throughput(&url, sizes.writers, 1, sizes.throughput_secs),
+                name,
+                workloads::throughput(&url, sizes.writers, docs, sizes.throughput_secs),
                 |r, v| {
-                    r.add("changes_per_s_1doc", v.changes_per_s);
-                    r.add("delivered_pct_1doc", v.delivered * 100.0);
-                },
-            )
-            .await;
-        }
-        if wants("throughput") {
-            record(
-                &mut result,
-                "throughput, 100 documents",
-                workloads::throughput(&url, sizes.writers, 100, sizes.throughput_secs),
-                |r, v| {
-                    r.add("changes_per_s_100docs", v.changes_per_s);
-                    r.add("delivered_pct_100docs", v.delivered * 100.0);
+                    r.add(&format!("changes_per_s_{suffix}"), v.changes_per_s);
+                    r.add(&format!("delivered_pct_{suffix}"), v.delivered * 100.0);
                 },
             )
             .await;

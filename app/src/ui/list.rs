@@ -121,27 +121,20 @@ pub fn ListPage() -> impl IntoView {
     // The list shows a page at a time; a new search starts again at the first page.
     let limit = RwSignal::new(PAGE);
     Effect::watch(move || query.track(), move |_, _, _| limit.set(PAGE), false);
-    let matching = move || {
+    // The first `n` matching records.
+    let first = move |n: usize| {
         let index = index.get().0;
         results
             .get()
             .0
             .hits
             .iter()
+            .take(n)
             .map(|&i| index.record(i).clone())
             .collect::<Vec<_>>()
     };
-    let shown = move || {
-        let index = index.get().0;
-        results
-            .get()
-            .0
-            .hits
-            .iter()
-            .take(limit.get())
-            .map(|&i| index.record(i).clone())
-            .collect::<Vec<_>>()
-    };
+    let matching = move || first(usize::MAX);
+    let shown = move || first(limit.get());
     let more = move || results.get().0.hits.len().saturating_sub(limit.get());
     // Points in the page's timeline: the first rows, and the whole stored catalogue shown.
     Effect::new(move |_| {
