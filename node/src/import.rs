@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use ibis_shared::model::catalogue::{set_entry, Entry};
+use ibis_shared::model::catalogue::{set_entries, Entry};
 use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::validation::{summarize, FieldError};
 use ibis_shared::model::{Author, DocumentKind, ReviewState};
@@ -181,24 +181,18 @@ pub fn import(
         let mut doc = load_document(&store, &id)?
             .with_context(|| format!("the organization's {} is missing", kind.type_name()))?;
         let before = doc.get_heads();
-        for (_, outcome) in &report.rows {
-            if let RowOutcome::Imported {
-                id: practice,
-                published,
-            } = outcome
-            {
-                if *published || !only_published {
-                    set_entry(
-                        &mut doc,
-                        kind,
-                        Entry::Practice,
-                        *practice,
-                        true,
-                        &author,
-                        now,
-                    )?;
+        let listed: Vec<DocumentId> = report
+            .rows
+            .iter()
+            .filter_map(|(_, outcome)| match outcome {
+                RowOutcome::Imported { id, published } if *published || !only_published => {
+                    Some(*id)
                 }
-            }
+                _ => None,
+            })
+            .collect();
+        if !listed.is_empty() {
+            set_entries(&mut doc, kind, Entry::Practice, &listed, true, &author, now)?;
         }
         if doc.get_heads() != before {
             writes.push(StoreOp::AppendChanges {

@@ -85,14 +85,29 @@ pub fn set_entry(
     author: &Author,
     now_ms: i64,
 ) -> Result<(), ModelError> {
-    let what = match (entry, present) {
-        (Entry::Practice, true) => "listed a practice",
-        (Entry::Practice, false) => "unlisted a practice",
-        (Entry::Event, true) => "listed an event",
-        (Entry::Event, false) => "unlisted an event",
+    set_entries(doc, kind, entry, &[id], present, author, now_ms)
+}
+
+/// Adds or removes many document ids in a listing, as one change (an import of thousands
+/// is one change, not thousands, each rereading the whole listing).
+pub fn set_entries(
+    doc: &mut Automerge,
+    kind: DocumentKind,
+    entry: Entry,
+    ids: &[DocumentId],
+    present: bool,
+    author: &Author,
+    now_ms: i64,
+) -> Result<(), ModelError> {
+    let noun = match (entry, ids.len()) {
+        (Entry::Practice, 1) => "a practice".to_owned(),
+        (Entry::Event, 1) => "an event".to_owned(),
+        (Entry::Practice, n) => format!("{n} practices"),
+        (Entry::Event, n) => format!("{n} events"),
     };
+    let what = format!("{} {noun}", if present { "listed" } else { "unlisted" });
     doc.transact_with::<_, _, ModelError, _>(
-        |_| commit_options(author, what, now_ms),
+        |_| commit_options(author, &what, now_ms),
         |tx| {
             let mut listing: Listing = hydrate(tx)?;
             if listing.kind != kind.type_name() {
@@ -102,11 +117,13 @@ pub fn set_entry(
                 Entry::Practice => &mut listing.practices,
                 Entry::Event => &mut listing.events,
             };
-            let key = id.to_string();
-            if present {
-                set.insert(key);
-            } else {
-                set.remove(&key);
+            for id in ids {
+                let key = id.to_string();
+                if present {
+                    set.insert(key);
+                } else {
+                    set.remove(&key);
+                }
             }
             Ok(reconcile(tx, &listing)?)
         },
