@@ -6,14 +6,13 @@
 //! from IndexedDB (the app's `ibis:list-first-rows` and `ibis:list-complete` performance
 //! marks); and a search over the whole catalogue, typed into the page.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use ibis_shared::model::record::PracticeRecord;
 use ibis_tests::Browser;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::report::ServerResult;
@@ -21,17 +20,9 @@ use crate::report::ServerResult;
 /// The longest any one wait in this workload may take.
 const WAIT: Duration = Duration::from_secs(300);
 
-/// Where the built app is, if there is one (`IBIS_DIST` or the repository's `dist/`).
-pub fn dist() -> Option<PathBuf> {
-    ibis_tests::app_dir()
-}
-
-/// Whether Chromium and ChromeDriver are installed.
+/// Whether ChromeDriver (and so Chromium) is installed.
 pub fn browser_available() -> bool {
-    let driver = std::env::var_os("CHROMEDRIVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
-    driver.exists()
+    ibis_tests::chromedriver_path().exists()
 }
 
 const CITIES: [(&str, &str); 8] = [
@@ -131,13 +122,7 @@ async fn start_node(ibis_node: &Path, dist: &Path, n: usize) -> anyhow::Result<N
         .kill_on_drop(true)
         .spawn()
         .context("cannot start ibis-node")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .context("ibis-node did not start in time")??
-        .context("ibis-node exited before listening")?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let line = crate::servers::first_line(&mut child, "ibis-node").await?;
     let url = line
         .strip_prefix("ibis-node listening on ")
         .with_context(|| format!("unexpected: {line}"))?

@@ -294,7 +294,7 @@ async fn suite(
 /// The app in headless Chromium, when a built app and a browser are here (under CI they
 /// must be: their absence is a failure there, a note elsewhere).
 async fn app_workload(paths: &Paths, sizes: &Sizes, result: &mut ServerResult) {
-    let missing = match (app::dist(), app::browser_available()) {
+    let missing = match (ibis_tests::app_dir(), app::browser_available()) {
         (Some(dist), true) => {
             eprintln!("    app in Chromium, {} practices…", sizes.app_practices);
             let work = app::run(

@@ -48,7 +48,7 @@ pub struct Paths {
     pub js_dir: PathBuf,
 }
 
-async fn first_line(child: &mut Child, what: &str) -> anyhow::Result<String> {
+pub async fn first_line(child: &mut Child, what: &str) -> anyhow::Result<String> {
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())

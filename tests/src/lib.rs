@@ -50,7 +50,8 @@ pub fn browser_tests_enabled() -> bool {
     }
 }
 
-fn chromedriver_path() -> PathBuf {
+/// ChromeDriver, from `CHROMEDRIVER` or Debian's path.
+pub fn chromedriver_path() -> PathBuf {
     std::env::var_os("CHROMEDRIVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"))
