@@ -189,6 +189,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
     let app = server::router(state, config.node.app_dir.clone());
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
+        // Sync messages are small frames: without TCP_NODELAY, Nagle's algorithm holds a
+        // frame back until the previous one is acknowledged, and a delayed ACK makes that
+        // 40 ms (seen as the fan-out benchmark's p99).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = server_shutdown.wait_for(|stop| *stop).await;
