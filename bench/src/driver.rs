@@ -261,8 +261,10 @@ impl Conn {
                 state.doc.receive_sync_message(&mut state.sync, message)?;
                 let changed = state.doc.get_heads() != before;
                 if changed {
-                    // Only the changes since `before`: cheap however long the history.
-                    self.changes_applied += state.doc.get_changes(&before).len() as u64;
+                    // Counted from the change graph's metadata: building the changes
+                    // themselves (`get_changes`) re-encodes their ops, which cost this
+                    // driver as much CPU as the server spent serving them.
+                    self.changes_applied += state.doc.get_changes_meta(&before).len() as u64;
                 }
                 self.sync(document_id, false).await?;
                 Ok(if changed {
@@ -280,6 +282,19 @@ impl Conn {
             Message::Ephemeral { document_id, .. } => Ok(Event::Ephemeral(document_id)),
             Message::Error { message, .. } => bail!("the server reported an error: {message}"),
             _ => Ok(Event::Other),
+        }
+    }
+
+    /// Whether `frame` is a sync message that carries changes (read without applying it).
+    pub fn carries_changes(&self, frame: &Ws) -> bool {
+        let Ws::Binary(bytes) = frame else {
+            return false;
+        };
+        match decode(bytes, &self.limits) {
+            Ok(Message::Sync { data, .. } | Message::Request { data, .. }) => {
+                sync::Message::decode(&data).is_ok_and(|m| !m.changes.is_empty())
+            }
+            _ => false,
         }
     }
 

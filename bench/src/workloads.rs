@@ -161,7 +161,16 @@ pub async fn push_docs(
 }
 
 /// 100 clients on one document, one change at a time: time until every other client has
-/// each change.
+/// received each change.
+///
+/// The readers share the benchmark's process and its two cores with the server. Were each
+/// to apply a change as it arrives, the last reader's arrival time would include 98 other
+/// readers' automerge work (as it would not on 99 separate devices). So a round goes: the
+/// writer changes the document; each reader notes when a frame carrying changes comes off
+/// its socket and reports it; when all have, the round's latency is taken, and only then do
+/// the readers apply the change and answer the server; the next round starts when every
+/// reader has applied this one (and a reader that applied anything but this round's change
+/// fails the workload, so a stale frame cannot pass for a fast delivery).
 pub async fn fanout(
     url: &str,
     clients: usize,
@@ -171,39 +180,45 @@ pub async fn fanout(
     let id = writer.create(small_doc(0)).await?;
     until(&mut writer, |c| c.in_sync(&id)).await?;
 
-    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, i64, Instant)>();
+    let (delivered_tx, mut delivered_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+    let (applied_tx, mut applied_rx) = mpsc::unbounded_channel::<(usize, i64, i64)>();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<usize>();
+    let (round_tx, _) = tokio::sync::watch::channel(0i64);
     let mut readers = Vec::new();
     for r in 1..clients {
         let url = url.to_owned();
-        let seen = seen_tx.clone();
+        let delivered = delivered_tx.clone();
+        let applied = applied_tx.clone();
         let ready = ready_tx.clone();
+        let mut round = round_tx.subscribe();
         readers.push(tokio::spawn(async move {
             let mut conn = Conn::connect(&url, &format!("fanout-reader-{r}"), None).await?;
             conn.request(id).await?;
             until(&mut conn, |c| !c.heads(&id).is_empty()).await?;
             let _ = ready.send(r);
-            let mut last = 0;
             loop {
                 let Ok(frame) = conn.recv().await else {
                     return Ok::<_, anyhow::Error>(());
                 };
-                // Delivery time is when the frame is read off the socket, before this
-                // client spends its own time applying it.
                 let arrived = Instant::now();
-                if let Event::Changed(doc) = conn.handle(frame).await? {
-                    let n = conn.docs[&doc]
-                        .doc
-                        .get(ROOT, "n")
-                        .ok()
-                        .flatten()
-                        .and_then(|(v, _)| v.as_i64())
-                        .unwrap_or(0);
-                    if n > last {
-                        last = n;
-                        let _ = seen.send((r, n, arrived));
-                    }
+                if !conn.carries_changes(&frame) {
+                    conn.handle(frame).await?;
+                    continue;
                 }
+                let _ = delivered.send((r, arrived));
+                if round.changed().await.is_err() {
+                    return Ok(());
+                }
+                let k = *round.borrow_and_update();
+                conn.handle(frame).await?;
+                let n = conn.docs[&id]
+                    .doc
+                    .get(ROOT, "n")
+                    .ok()
+                    .flatten()
+                    .and_then(|(v, _)| v.as_i64())
+                    .unwrap_or(0);
+                let _ = applied.send((r, k, n));
             }
         }));
     }
@@ -220,21 +235,36 @@ pub async fn fanout(
                 let _ = tx.put(ROOT, "n", k);
             })
             .await?;
+        let deadline = started + WAIT;
         let mut have: HashSet<usize> = HashSet::new();
         let mut last = started;
-        let deadline = started + WAIT;
         while have.len() < clients - 1 {
             tokio::select! {
-                seen = seen_rx.recv() => {
-                    let (r, n, arrived) = seen.context("readers stopped")?;
-                    if n >= k && have.insert(r) {
-                        last = last.max(arrived);
+                seen = delivered_rx.recv() => {
+                    let (r, arrived) = seen.context("readers stopped")?;
+                    if !have.insert(r) {
+                        bail!("reader {r} was sent changes twice in round {k}");
                     }
+                    last = last.max(arrived);
                 }
                 event = writer.next(deadline.saturating_duration_since(Instant::now())) => { event?; }
             }
         }
         latencies.push((last - started).as_secs_f64() * 1000.0);
+        round_tx.send(k).context("readers stopped")?;
+        let mut done: HashSet<usize> = HashSet::new();
+        while done.len() < clients - 1 {
+            tokio::select! {
+                seen = applied_rx.recv() => {
+                    let (r, round, n) = seen.context("readers stopped")?;
+                    if round != k || n != k {
+                        bail!("reader {r} applied change {n} in round {k}");
+                    }
+                    done.insert(r);
+                }
+                event = writer.next(deadline.saturating_duration_since(Instant::now())) => { event?; }
+            }
+        }
     }
     for r in readers {
         r.abort();
