@@ -3,7 +3,7 @@
 //! the same way (and checks ibis against the protocol independently).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use automerge::sync::{self, SyncDoc};
@@ -42,7 +42,8 @@ pub enum Event {
 /// queues the frames for [`Conn::recv`].
 pub struct Conn {
     sink: SplitSink<Socket, Ws>,
-    frames: mpsc::UnboundedReceiver<Result<Ws, String>>,
+    /// Frames as they came off the socket, with when they did.
+    frames: mpsc::UnboundedReceiver<Result<(Ws, Instant), String>>,
     reader: tokio::task::JoinHandle<()>,
     me: PeerId,
     server: PeerId,
@@ -63,6 +64,9 @@ impl Conn {
         let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
         config.max_message_size = Some(64 << 20);
         config.max_frame_size = Some(64 << 20);
+        // tungstenite zero-fills the whole read buffer before every read (128 KiB by
+        // default): with 100 clients in this process that alone was a core's worth of work.
+        config.read_buffer_size = 16 * 1024;
         let (ws, _) = tokio::time::timeout(
             Duration::from_secs(20),
             tokio_tungstenite::connect_async_with_config(url, Some(config), true),
@@ -74,7 +78,10 @@ impl Conn {
         let reader = tokio::spawn(async move {
             while let Some(frame) = stream.next().await {
                 let end = frame.is_err();
-                if tx.send(frame.map_err(|e| e.to_string())).is_err() || end {
+                let frame = frame
+                    .map(|f| (f, Instant::now()))
+                    .map_err(|e| e.to_string());
+                if tx.send(frame).is_err() || end {
                     break;
                 }
             }
@@ -222,6 +229,11 @@ impl Conn {
 
     /// The next frame; `None` once the connection has ended.
     pub async fn recv(&mut self) -> anyhow::Result<Ws> {
+        Ok(self.recv_stamped().await?.0)
+    }
+
+    /// The next frame and when it was read off the socket.
+    pub async fn recv_stamped(&mut self) -> anyhow::Result<(Ws, Instant)> {
         match self.frames.recv().await {
             Some(Ok(frame)) => Ok(frame),
             Some(Err(e)) => bail!("WebSocket error: {e}"),
@@ -232,7 +244,7 @@ impl Conn {
     /// A frame that has already arrived, if any (never waits).
     pub fn try_recv(&mut self) -> Option<Ws> {
         match self.frames.try_recv() {
-            Ok(Ok(frame)) => Some(frame),
+            Ok(Ok((frame, _))) => Some(frame),
             _ => None,
         }
     }

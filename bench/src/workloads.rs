@@ -197,10 +197,11 @@ pub async fn fanout(
             until(&mut conn, |c| !c.heads(&id).is_empty()).await?;
             let _ = ready.send(r);
             loop {
-                let Ok(frame) = conn.recv().await else {
+                // Arrival is when the frame came off the socket (stamped by the
+                // connection's reader task), not when this task got round to it.
+                let Ok((frame, arrived)) = conn.recv_stamped().await else {
                     return Ok::<_, anyhow::Error>(());
                 };
-                let arrived = Instant::now();
                 if !conn.carries_changes(&frame) {
                     conn.handle(frame).await?;
                     continue;

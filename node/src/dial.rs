@@ -127,6 +127,7 @@ where
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(limits.max_frame_bytes);
         config.max_frame_size = Some(limits.max_frame_bytes);
+        config.read_buffer_size = crate::server::sync::READ_BUFFER_BYTES;
         let mut delay = FIRST_DELAY;
         loop {
             if *shutdown.borrow() {

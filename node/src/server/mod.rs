@@ -7,7 +7,7 @@
 
 mod api;
 mod practices;
-mod sync;
+pub(crate) mod sync;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
