@@ -391,6 +391,133 @@ async fn search_and_facet_counts_match_a_thousand_practices() {
     .expect("finishes in time");
 }
 
+/// Rows the list shows now.
+async fn row_count(browser: &Browser) -> usize {
+    browser
+        .client
+        .find_all(Locator::Css("[data-testid=practice-row]"))
+        .await
+        .map(|rows| rows.len())
+        .unwrap_or(0)
+}
+
+/// The path of the page the browser shows.
+async fn path(browser: &Browser) -> String {
+    let url = browser.current_url().await.expect("url");
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
+    rest.find('/')
+        .map(|i| rest[i..].to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_back_and_show_more_move_around_without_reloading_the_app() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(300), async {
+        const N: usize = 120;
+        let fed = Federation::start_with(&["IOM"], true, |_, dir| {
+            let file = dir.join("generated.json");
+            std::fs::write(&file, serde_json::to_vec(&generated(N))?)?;
+            let report = ibis_node::import::import(
+                dir,
+                &file,
+                ibis_node::import::Format::Json,
+                "generator",
+            )?;
+            anyhow::ensure!(report.failed() == 0, "generated records import");
+            Ok(())
+        })
+        .await
+        .expect("federation");
+        let browser = open_app(&fed.nodes[0]).await;
+        eventually(Duration::from_secs(120), "all practices listed", || async {
+            (result_count(&browser).await == N as u64).then_some(())
+        })
+        .await
+        .expect("the catalogue arrives");
+        // The list shows 50 rows at a time.
+        assert_eq!(row_count(&browser).await, 50);
+        browser.click("show-more").await.expect("show more");
+        eventually(WAIT, "100 rows", || async {
+            (row_count(&browser).await == 100).then_some(())
+        })
+        .await
+        .expect("a second page of rows");
+
+        // A page that reloads loses this marker.
+        browser
+            .script("window.ibisTestMarker = 'still here'; return null;")
+            .await
+            .expect("marker");
+        let marker = || async {
+            browser
+                .script("return window.ibisTestMarker || null;")
+                .await
+                .expect("read marker")
+        };
+        let first = browser
+            .client
+            .find(Locator::Css("[data-testid=practice-row] a"))
+            .await
+            .expect("a practice link");
+        let href = first.attr("href").await.expect("href").expect("an href");
+        first.click().await.expect("open the practice");
+        browser
+            .wait_for("practice-heading")
+            .await
+            .expect("the practice page");
+        assert_eq!(path(&browser).await, href);
+        assert_eq!(
+            marker().await,
+            serde_json::json!("still here"),
+            "the app reloaded"
+        );
+        browser
+            .client
+            .find(Locator::LinkText("Events"))
+            .await
+            .expect("the Events link")
+            .click()
+            .await
+            .expect("open events");
+        browser
+            .wait_for("event-open")
+            .await
+            .expect("the events page");
+        assert_eq!(path(&browser).await, "/events");
+        assert_eq!(
+            marker().await,
+            serde_json::json!("still here"),
+            "the app reloaded"
+        );
+
+        browser.client.back().await.expect("back");
+        browser
+            .wait_for("practice-heading")
+            .await
+            .expect("back on the practice");
+        assert_eq!(path(&browser).await, href);
+        browser.client.back().await.expect("back");
+        eventually(WAIT, "the list again", || async {
+            (result_count(&browser).await == N as u64).then_some(())
+        })
+        .await
+        .expect("back on the list");
+        assert_eq!(path(&browser).await, "/");
+        assert_eq!(
+            marker().await,
+            serde_json::json!("still here"),
+            "the app reloaded"
+        );
+        browser.close().await.expect("close");
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
+
 async fn log_in(browser: &Browser, name: &str, password: &str) {
     browser.fill("login-name", name).await.expect("name");
     browser

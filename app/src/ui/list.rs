@@ -10,7 +10,6 @@ use ibis_shared::model::taxonomy::{
     self, Lang, ACTOR_LEVELS, EVIDENCE_LEVELS, TARGET_GROUPS, THEMES,
 };
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 use super::{add::AddPractice, ctx, download};
 use crate::replica::{mark_once, replica};
@@ -270,7 +269,7 @@ fn PracticeRow(record: PracticeRecord) -> impl IntoView {
     let public = ReviewState::from_key(&state).is_some_and(|s| s.is_public());
     view! {
         <li class="practice" data-testid="practice-row">
-            <A href=path><span data-testid="practice-title">{record.title.clone()}</span></A>
+            <a href=path><span data-testid="practice-title">{record.title.clone()}</span></a>
             <span class="where">
                 <span data-testid="practice-city">{record.city.clone()}</span> ", "
                 <span data-testid="practice-country" title=move || facet_label(Facet::Country, &country, ctx.lang.get())>

@@ -5,23 +5,24 @@
 //! - `practice.rs`: one practice — every field, history, presence, review.
 //! - `editor.rs`: collaborative text fields.
 //! - `events.rs`: events and the organization directory.
+//! - `route.rs`: which page shows; in-app links and back/forward without reloading.
 
 mod add;
 mod editor;
 mod events;
 mod list;
 mod practice;
+mod route;
 
 use ibis_shared::model::catalogue::{new_listing, set_entry, Entry};
 use ibis_shared::model::{Author, DocumentKind, Role};
 use ibis_shared::DocumentId;
 use leptos::prelude::*;
-use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::path;
 
 use crate::i18n::{self, tr, Lang};
 use crate::node_api::{self, NodeInfo};
 use crate::replica::{now_ms, replica, Replica, Signals};
+use route::Page;
 
 /// What every component can reach.
 #[derive(Clone, Copy)]
@@ -178,20 +179,20 @@ pub fn App() -> impl IntoView {
             let _ = html.set_attribute("lang", lang.code());
         }
     });
+    let page = route::start();
     view! {
-        <Router>
-            <a class="skip" href="#main">{move || ctx.t("Skip to content")}</a>
-            <Header/>
-            <main id="main">
-                <Problem/>
-                <Routes fallback=move || view! { <p>{move || ctx.t("Not found")}</p> }>
-                    <Route path=path!("/") view=list::ListPage/>
-                    <Route path=path!("/practices/:id") view=practice::PracticePage/>
-                    <Route path=path!("/events") view=events::EventsPage/>
-                    <Route path=path!("/organizations") view=events::DirectoryPage/>
-                </Routes>
-            </main>
-        </Router>
+        <a class="skip" href="#main">{move || ctx.t("Skip to content")}</a>
+        <Header/>
+        <main id="main">
+            <Problem/>
+            {move || match page.get() {
+                Page::List => view! { <list::ListPage/> }.into_any(),
+                Page::Practice(id) => view! { <practice::PracticePage id=id/> }.into_any(),
+                Page::Events => view! { <events::EventsPage/> }.into_any(),
+                Page::Organizations => view! { <events::DirectoryPage/> }.into_any(),
+                Page::NotFound => view! { <p>{move || ctx.t("Not found")}</p> }.into_any(),
+            }}
+        </main>
     }
 }
 
@@ -225,14 +226,14 @@ fn Header() -> impl IntoView {
     view! {
         <header class="top">
             <div class="brand">
-                <A href="/"><strong>"ibis"</strong></A>
+                <a href="/"><strong>"ibis"</strong></a>
                 <span class="tagline">{move || ctx.t("Good practices for migrant integration")}</span>
                 <span class="org">{move || ctx.node.get().map(|n| n.organization.name).unwrap_or_default()}</span>
             </div>
             <nav aria-label="main">
-                <A href="/">{move || ctx.t("Practices")}</A>
-                <A href="/events">{move || ctx.t("Events")}</A>
-                <A href="/organizations">{move || ctx.t("Organizations")}</A>
+                <a href="/">{move || ctx.t("Practices")}</a>
+                <a href="/events">{move || ctx.t("Events")}</a>
+                <a href="/organizations">{move || ctx.t("Organizations")}</a>
             </nav>
             <div class="tools">
                 <label class="visually-hidden" for="lang">{move || ctx.t("Language")}</label>

@@ -13,8 +13,6 @@ use ibis_shared::model::taxonomy::{
 use ibis_shared::model::{history, DocumentKind, Practice};
 use ibis_shared::DocumentId;
 use leptos::prelude::*;
-use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
 
 use super::editor::CollabText;
 use super::list::{actor_label, facet_label};
@@ -45,15 +43,13 @@ impl PartialEq for Current {
 }
 
 #[component]
-pub fn PracticePage() -> impl IntoView {
+pub fn PracticePage(
+    /// The id from the address bar, as written.
+    id: String,
+) -> impl IntoView {
     let ctx = ctx();
-    let params = use_params_map();
-    let id = Memo::new(move |_| {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| DocumentId::parse(&s).ok())
-    });
+    let parsed = DocumentId::parse(&id).ok();
+    let id = Memo::new(move |_| parsed);
     Effect::new(move |_| {
         if let (true, Some(id)) = (ctx.ready.get(), id.get()) {
             if let Some(r) = replica() {
@@ -83,7 +79,7 @@ pub fn PracticePage() -> impl IntoView {
     // this one (which would, among other things, throw away edit mode mid-keystroke).
     let loaded = Memo::new(move |_| practice.with(|p| p.as_ref().map(|c| c.id)));
     view! {
-        <p><A href="/">{move || ctx.t("Back to the list")}</A></p>
+        <p><a href="/">{move || ctx.t("Back to the list")}</a></p>
         {move || match loaded.get() {
             Some(id) => view! { <PracticeView id practice/> }.into_any(),
             None if missing() => view! { <p data-testid="not-found">{ctx.t("Not found")}</p> }.into_any(),
@@ -541,7 +537,7 @@ fn Related(id: DocumentId, practice: Memo<Option<Current>>) -> impl IntoView {
         <Show when=move || !related().is_empty()>
             <h2>{move || ctx.t("Practices")}</h2>
             <ul data-testid="related-practices">
-                {move || related().into_iter().map(|(id, title)| view! { <li><A href=format!("/practices/{id}")>{title}</A></li> }).collect_view()}
+                {move || related().into_iter().map(|(id, title)| view! { <li><a href=format!("/practices/{id}")>{title}</a></li> }).collect_view()}
             </ul>
         </Show>
         <Show when=move || !events().is_empty()>

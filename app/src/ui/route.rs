@@ -1,0 +1,126 @@
+//! Which page shows, and moving between pages without reloading the app.
+//!
+//! The address bar is the state: [`Page::from_path`] reads it. A click on a link to one of
+//! the app's own pages changes it with `history.pushState` instead of loading the page
+//! again, and back/forward (`popstate`) are followed. Everything else — other sites, the
+//! node's API and feeds, downloads, links opened in a new tab, `#fragment` links — is left
+//! to the browser. (Four pages did not need a router library: this replaced
+//! `leptos_router`, whose generic code was a fifth of the interface's share of the wasm.)
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// The app's pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    List,
+    /// `/practices/{id}`: the id as written (the page says if it is not a practice).
+    Practice(String),
+    Events,
+    Organizations,
+    NotFound,
+}
+
+impl Page {
+    pub fn from_path(path: &str) -> Page {
+        let path = match path.trim_end_matches('/') {
+            "" => "/",
+            p => p,
+        };
+        match path {
+            "/" | "/index.html" => Page::List,
+            "/events" => Page::Events,
+            "/organizations" => Page::Organizations,
+            p => match p.strip_prefix("/practices/") {
+                Some(id) if !id.is_empty() && !id.contains('/') => Page::Practice(id.to_owned()),
+                _ => Page::NotFound,
+            },
+        }
+    }
+}
+
+/// The page for the address bar, kept current by link clicks and back/forward.
+pub fn start() -> Memo<Page> {
+    let path = RwSignal::new(location_path());
+    let back_or_forward = window_event_listener(leptos::ev::popstate, move |_| {
+        path.set(location_path());
+    });
+    let clicks = window_event_listener(leptos::ev::click, move |ev| {
+        if let Some(to) = in_app_target(&ev) {
+            ev.prevent_default();
+            if let Ok(history) = window().history() {
+                if history
+                    .push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&to))
+                    .is_ok()
+                {
+                    path.set(location_path());
+                    window().scroll_to_with_x_and_y(0.0, 0.0);
+                }
+            }
+        }
+    });
+    on_cleanup(move || {
+        back_or_forward.remove();
+        clicks.remove();
+    });
+    Memo::new(move |_| Page::from_path(&path.get()))
+}
+
+fn location_path() -> String {
+    window().location().pathname().unwrap_or_default()
+}
+
+/// Where a click should take the app, if it is a plain click on a link to one of its pages.
+fn in_app_target(ev: &web_sys::MouseEvent) -> Option<String> {
+    if ev.default_prevented()
+        || ev.button() != 0
+        || ev.ctrl_key()
+        || ev.meta_key()
+        || ev.shift_key()
+        || ev.alt_key()
+    {
+        return None;
+    }
+    let anchor: web_sys::HtmlAnchorElement = ev
+        .target()?
+        .dyn_into::<web_sys::Element>()
+        .ok()?
+        .closest("a[href]")
+        .ok()??
+        .dyn_into()
+        .ok()?;
+    if anchor.has_attribute("download") || !matches!(anchor.target().as_str(), "" | "_self") {
+        return None;
+    }
+    let url = web_sys::Url::new(&anchor.href()).ok()?;
+    let location = window().location();
+    if url.origin() != location.origin().ok()? {
+        return None;
+    }
+    let path = url.pathname();
+    let same_page = path == location.pathname().ok()? && url.search() == location.search().ok()?;
+    if (same_page && !url.hash().is_empty()) || Page::from_path(&path) == Page::NotFound {
+        return None;
+    }
+    Some(format!("{path}{}{}", url.search(), url.hash()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    #[test]
+    fn paths_name_pages() {
+        assert_eq!(Page::from_path("/"), Page::List);
+        assert_eq!(Page::from_path(""), Page::List);
+        assert_eq!(Page::from_path("/events/"), Page::Events);
+        assert_eq!(Page::from_path("/organizations"), Page::Organizations);
+        assert_eq!(
+            Page::from_path("/practices/abc"),
+            Page::Practice("abc".into())
+        );
+        assert_eq!(Page::from_path("/practices/"), Page::NotFound);
+        assert_eq!(Page::from_path("/practices/a/b"), Page::NotFound);
+        assert_eq!(Page::from_path("/api/practices.csv"), Page::NotFound);
+    }
+}
