@@ -297,17 +297,35 @@ impl Conn {
         }
     }
 
-    /// Whether `frame` is a sync message that carries changes (read without applying it).
-    pub fn carries_changes(&self, frame: &Ws) -> bool {
+    /// Whether `frame` is a sync message that brings changes this client lacks (read
+    /// without applying it): it carries changes, and the sender's heads include one we do
+    /// not have. A server may send changes again that we already have.
+    pub fn brings_news(&self, frame: &Ws) -> bool {
         let Ws::Binary(bytes) = frame else {
             return false;
         };
-        match decode(bytes, &self.limits) {
-            Ok(Message::Sync { data, .. } | Message::Request { data, .. }) => {
-                sync::Message::decode(&data).is_ok_and(|m| !m.changes.is_empty())
+        let Ok(
+            Message::Sync {
+                document_id, data, ..
             }
-            _ => false,
-        }
+            | Message::Request {
+                document_id, data, ..
+            },
+        ) = decode(bytes, &self.limits)
+        else {
+            return false;
+        };
+        let Ok(message) = sync::Message::decode(&data) else {
+            return false;
+        };
+        let Some(state) = self.docs.get(&document_id) else {
+            return !message.changes.is_empty();
+        };
+        !message.changes.is_empty()
+            && message
+                .heads
+                .iter()
+                .any(|h| state.doc.get_change_meta_by_hash(h).is_none())
     }
 
     /// The server has told us it holds exactly our heads of this document.

@@ -190,15 +190,16 @@ async fn suite(
 ) -> anyhow::Result<ServerResult> {
     let mut result = ServerResult::default();
     let per_run = ["fanout", "throughput", "create", "reconnect"];
+    // Each workload gets a fresh server: one that falls behind under one workload (samod
+    // under ten writers) is not left to fail the next ones too.
     for run in (0..sizes.runs).filter(|_| per_run.iter().any(|w| wants(w))) {
         eprintln!("  {} run {}/{}", kind.name(), run + 1, sizes.runs);
-        let server = Server::start(kind, paths).await?;
-        let url = server.url.clone();
         if wants("fanout") {
+            let server = Server::start(kind, paths).await?;
             record(
                 &mut result,
                 "fan-out",
-                workloads::fanout(&url, sizes.fanout_clients, sizes.fanout_changes),
+                workloads::fanout(&server.url, sizes.fanout_clients, sizes.fanout_changes),
                 |r, figures| {
                     for (key, value) in figures {
                         r.add(&key, value);
@@ -206,45 +207,51 @@ async fn suite(
                 },
             )
             .await;
+            server.stop().await;
         }
         let documents = [
             (1, "throughput, 1 document", "1doc"),
             (100, "throughput, 100 documents", "100docs"),
         ];
         for (docs, name, suffix) in documents.into_iter().filter(|_| wants("throughput")) {
+            let server = Server::start(kind, paths).await?;
             record(
                 &mut result,
                 name,
-                workloads::throughput(&url, sizes.writers, docs, sizes.throughput_secs),
+                workloads::throughput(&server.url, sizes.writers, docs, sizes.throughput_secs),
                 |r, v| {
                     r.add(&format!("changes_per_s_{suffix}"), v.changes_per_s);
                     r.add(&format!("delivered_pct_{suffix}"), v.delivered * 100.0);
                 },
             )
             .await;
+            server.stop().await;
         }
         if wants("create") {
+            let server = Server::start(kind, paths).await?;
             record(
                 &mut result,
                 "create and sync",
-                workloads::create_many(&url, sizes.create_docs, sizes.in_flight),
+                workloads::create_many(&server.url, sizes.create_docs, sizes.in_flight),
                 |r, v| r.add("create_docs_s", v),
             )
             .await;
+            server.stop().await;
         }
         if wants("reconnect") {
+            let server = Server::start(kind, paths).await?;
             record(
                 &mut result,
                 "reconnect",
-                workloads::reconnect(&url),
+                workloads::reconnect(&server.url),
                 |r, (bytes, round_trips)| {
                     r.add("reconnect_bytes", bytes as f64);
                     r.add("reconnect_round_trips", round_trips as f64);
                 },
             )
             .await;
+            server.stop().await;
         }
-        server.stop().await;
     }
 
     if kind == Kind::Ibis && wants("app") {

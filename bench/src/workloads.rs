@@ -166,11 +166,11 @@ pub async fn push_docs(
 /// The readers share the benchmark's process and its two cores with the server. Were each
 /// to apply a change as it arrives, the last reader's arrival time would include 98 other
 /// readers' automerge work (as it would not on 99 separate devices). So a round goes: the
-/// writer changes the document; each reader notes when a frame carrying changes comes off
-/// its socket and reports it; when all have, the round's latency is taken, and only then do
-/// the readers apply the change and answer the server; the next round starts when every
-/// reader has applied this one (and a reader that applied anything but this round's change
-/// fails the workload, so a stale frame cannot pass for a fast delivery).
+/// writer changes the document; each reader notes when a frame bringing a change it lacks
+/// comes off its socket and reports it; when all have, the round's latency is taken, and
+/// only then do the readers apply the change and answer the server; the next round starts
+/// when every reader has applied this one (and a reader that applied anything but this
+/// round's change fails the workload, so a stale frame cannot pass for a fast delivery).
 pub async fn fanout(
     url: &str,
     clients: usize,
@@ -202,7 +202,7 @@ pub async fn fanout(
                 let Ok((frame, arrived)) = conn.recv_stamped().await else {
                     return Ok::<_, anyhow::Error>(());
                 };
-                if !conn.carries_changes(&frame) {
+                if !conn.brings_news(&frame) {
                     conn.handle(frame).await?;
                     continue;
                 }
