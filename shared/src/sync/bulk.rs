@@ -95,7 +95,7 @@ where
             .connections
             .get(&conn)
             .is_some_and(|c| c.docs.get(&id).is_some_and(|p| p.has != PeerHas::Unknown));
-        if already_syncing || !self.sync_one(conn, id) {
+        if already_syncing || !self.sync_one(conn, id, None) {
             self.settle(conn, id);
         }
     }

@@ -10,6 +10,7 @@ use crate::DocumentId;
 
 use super::connection::{PeerDoc, PeerHas, SyncSlot};
 use super::document::{Pending, Status};
+use super::memo::SyncMemo;
 use super::output::{ChangeOrigin, Notification, Output, StoreOp};
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
@@ -264,7 +265,14 @@ where
 
     /// Sends the peer a sync message for the document if there is anything to say. True
     /// when something was sent.
-    pub(super) fn sync_one(&mut self, conn: ConnectionId, id: DocumentId) -> bool {
+    /// Sends `conn` what it lacks of document `id`, if anything. `memo` shares messages
+    /// between peers in the same state (when several are owed one at once).
+    pub(super) fn sync_one(
+        &mut self,
+        conn: ConnectionId,
+        id: DocumentId,
+        memo: Option<&mut SyncMemo>,
+    ) -> bool {
         let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
             return false;
         };
@@ -299,14 +307,18 @@ where
         else {
             return false;
         };
-        let Some(message) = entry.doc.generate_sync_message(state) else {
+        let data = match memo {
+            Some(memo) => memo.generate(id, &entry.doc, state),
+            None => entry.doc.generate_sync_message(state).map(|m| m.encode()),
+        };
+        let Some(data) = data else {
             return false;
         };
         let message = Message::Sync {
             sender_id: self.config.peer_id.clone(),
             target_id,
             document_id: id,
-            data: message.encode(),
+            data,
         };
         self.send(conn, &message);
         true

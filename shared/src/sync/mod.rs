@@ -17,6 +17,7 @@
 //! - `relay`: finding missing documents through other peers; `doc-unavailable`; ephemeral
 //!   messages.
 //! - `bulk`: offering every document to a replica peer, a window at a time, with progress.
+//! - `memo`: one generated sync message shared by the peers in the same state.
 //! - `upkeep`: timers (handshake, requests, bulk items) and eviction of idle documents.
 
 mod bulk;
@@ -25,6 +26,7 @@ mod connection;
 mod document;
 mod exchange;
 mod handshake;
+mod memo;
 pub mod output;
 pub mod policy;
 mod relay;
@@ -33,7 +35,7 @@ mod upkeep;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use automerge::Automerge;
 
@@ -46,6 +48,7 @@ pub use policy::{OpenPolicy, PeerRole, Policy};
 
 use connection::Connection;
 use document::{Document, Pending, Status};
+use memo::SyncMemo;
 
 /// Milliseconds on the host's clock. The engine only compares and adds them.
 pub type Millis = u64;
@@ -216,8 +219,17 @@ where
     /// Generates the sync messages owed since outputs were last taken, then drops
     /// documents past the memory budget (a bulk sync loads them faster than ticks come).
     fn flush_pending_sync(&mut self) {
-        while let Some((conn, id)) = self.pending_sync.pop_first() {
-            self.sync_one(conn, id);
+        while !self.pending_sync.is_empty() {
+            let owed = std::mem::take(&mut self.pending_sync);
+            let mut peers: HashMap<DocumentId, usize> = HashMap::new();
+            for (_, id) in &owed {
+                *peers.entry(*id).or_default() += 1;
+            }
+            let mut memo = SyncMemo::default();
+            for (conn, id) in owed {
+                let shared = peers.get(&id).is_some_and(|&n| n > 1);
+                self.sync_one(conn, id, shared.then_some(&mut memo));
+            }
         }
         self.enforce_document_budget();
     }
