@@ -10,10 +10,12 @@ use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::Role;
 use ibis_tests::{browser_tests_enabled, eventually, Browser, Federation, WAIT};
 
-/// Saves a screenshot under `IBIS_SCREENSHOTS` when that is set (for docs/).
+/// Saves a screenshot under `IBIS_SCREENSHOTS` when that is set (for docs/). A relative
+/// directory is taken from the workspace root (tests run in `tests/`).
 async fn screenshot(browser: &Browser, name: &str) {
     if let Some(dir) = std::env::var_os("IBIS_SCREENSHOTS") {
-        let path = std::path::Path::new(&dir).join(format!("{name}.png"));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = root.join(dir).join(format!("{name}.png"));
         if let Err(e) = browser.screenshot(&path).await {
             eprintln!("screenshot {name}: {e}");
         }
