@@ -255,6 +255,20 @@ fn generated(n: usize) -> Vec<PracticeRecord> {
         .collect()
 }
 
+/// One open node holding `n` generated practices (imported before it starts).
+async fn with_generated(n: usize) -> Federation {
+    Federation::start_with(&["IOM"], true, |_, dir| {
+        let file = dir.join("generated.json");
+        std::fs::write(&file, serde_json::to_vec(&generated(n))?)?;
+        let report =
+            ibis_node::import::import(dir, &file, ibis_node::import::Format::Json, "generator")?;
+        anyhow::ensure!(report.failed() == 0, "generated records import");
+        Ok(())
+    })
+    .await
+    .expect("federation")
+}
+
 /// (value, count) of a facet as the page shows it.
 async fn facet_counts(browser: &Browser, facet: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
@@ -300,20 +314,7 @@ async fn search_and_facet_counts_match_a_thousand_practices() {
     tokio::time::timeout(Duration::from_secs(400), async {
         const N: usize = 1_000;
         let records = generated(N);
-        let fed = Federation::start_with(&["IOM"], true, |_, dir| {
-            let file = dir.join("generated.json");
-            std::fs::write(&file, serde_json::to_vec(&generated(N))?)?;
-            let report = ibis_node::import::import(
-                dir,
-                &file,
-                ibis_node::import::Format::Json,
-                "generator",
-            )?;
-            anyhow::ensure!(report.failed() == 0, "generated records import");
-            Ok(())
-        })
-        .await
-        .expect("federation");
+        let fed = with_generated(N).await;
         let browser = Browser::start().await.expect("browser");
         browser
             .goto(&format!("{}/", fed.nodes[0].http_url()))
@@ -419,20 +420,7 @@ async fn links_back_and_show_more_move_around_without_reloading_the_app() {
     }
     tokio::time::timeout(Duration::from_secs(300), async {
         const N: usize = 120;
-        let fed = Federation::start_with(&["IOM"], true, |_, dir| {
-            let file = dir.join("generated.json");
-            std::fs::write(&file, serde_json::to_vec(&generated(N))?)?;
-            let report = ibis_node::import::import(
-                dir,
-                &file,
-                ibis_node::import::Format::Json,
-                "generator",
-            )?;
-            anyhow::ensure!(report.failed() == 0, "generated records import");
-            Ok(())
-        })
-        .await
-        .expect("federation");
+        let fed = with_generated(N).await;
         let browser = open_app(&fed.nodes[0]).await;
         eventually(Duration::from_secs(120), "all practices listed", || async {
             (result_count(&browser).await == N as u64).then_some(())
