@@ -318,14 +318,13 @@ impl Conn {
         let Ok(message) = sync::Message::decode(&data) else {
             return false;
         };
-        let Some(state) = self.docs.get(&document_id) else {
-            return !message.changes.is_empty();
-        };
         !message.changes.is_empty()
-            && message
-                .heads
-                .iter()
-                .any(|h| state.doc.get_change_meta_by_hash(h).is_none())
+            && self.docs.get(&document_id).is_none_or(|state| {
+                message
+                    .heads
+                    .iter()
+                    .any(|h| state.doc.get_change_meta_by_hash(h).is_none())
+            })
     }
 
     /// The server has told us it holds exactly our heads of this document.

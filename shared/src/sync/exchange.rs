@@ -264,9 +264,8 @@ where
     }
 
     /// Sends the peer a sync message for the document if there is anything to say. True
-    /// when something was sent.
-    /// Sends `conn` what it lacks of document `id`, if anything. `memo` shares messages
-    /// between peers in the same state (when several are owed one at once).
+    /// when something was sent. `memo` shares messages between peers in the same state
+    /// (when several are owed one at once).
     pub(super) fn sync_one(
         &mut self,
         conn: ConnectionId,
