@@ -13,6 +13,7 @@ use super::document::{Pending, Status};
 use super::memo::SyncMemo;
 use super::output::{ChangeOrigin, Notification, Output, StoreOp};
 use super::policy::Policy;
+use super::receive::receive_sync_message;
 use super::{ConnectionId, Engine};
 
 impl<P: Policy> Engine<P>
@@ -98,7 +99,7 @@ where
                     // Apply to a scratch copy; keep it only if the policy accepts the result.
                     let mut scratch = entry.doc.clone();
                     let mut scratch_state = state.as_ref().clone();
-                    match scratch.receive_sync_message(&mut scratch_state, message) {
+                    match receive_sync_message(&mut scratch, &mut scratch_state, message) {
                         Err(e) => Outcome::Invalid(e.to_string()),
                         Ok(()) => {
                             match self
@@ -119,7 +120,7 @@ where
                     // Apply to the document itself; undo by rebuilding it at `before` if
                     // the policy refuses the result.
                     let mut new_state = state.as_ref().clone();
-                    match entry.doc.receive_sync_message(&mut new_state, message) {
+                    match receive_sync_message(&mut entry.doc, &mut new_state, message) {
                         Err(e) => Outcome::Invalid(e.to_string()),
                         Ok(()) => {
                             match self
@@ -143,7 +144,7 @@ where
                         }
                     }
                 }
-                Check::None => match entry.doc.receive_sync_message(state, message) {
+                Check::None => match receive_sync_message(&mut entry.doc, state, message) {
                     Ok(()) => Outcome::Applied,
                     Err(e) => Outcome::Invalid(e.to_string()),
                 },

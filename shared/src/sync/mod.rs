@@ -29,6 +29,7 @@ mod handshake;
 mod memo;
 pub mod output;
 pub mod policy;
+mod receive;
 mod relay;
 mod upkeep;
 
@@ -45,6 +46,7 @@ use crate::DocumentId;
 pub use config::EngineConfig;
 pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
 pub use policy::{OpenPolicy, PeerRole, Policy};
+pub use receive::receive_sync_message;
 
 use connection::Connection;
 use document::{Document, Pending, Status};

@@ -1,0 +1,173 @@
+//! `receive_sync_message` against automerge's own, message by message, on random histories:
+//! concurrent edits, empty changes, lost messages and peers that lose everything.
+
+use automerge::sync::{State, SyncDoc};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, ROOT};
+use proptest::prelude::*;
+
+use super::receive_sync_message;
+
+const PEERS: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Edit(usize),
+    EmptyChange(usize),
+    /// `from` generates a message for `to`, which is delivered unless `lost`.
+    Send {
+        from: usize,
+        to: usize,
+        lost: bool,
+    },
+    /// The peer starts over with an empty document and no sync states.
+    Forget(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let peer = 0..PEERS;
+    prop_oneof![
+        3 => peer.clone().prop_map(Step::Edit),
+        1 => peer.clone().prop_map(Step::EmptyChange),
+        8 => (peer.clone(), peer.clone(), prop::bool::weighted(0.15))
+            .prop_filter("to another peer", |(from, to, _)| from != to)
+            .prop_map(|(from, to, lost)| Step::Send { from, to, lost }),
+        1 => peer.prop_map(Step::Forget),
+    ]
+}
+
+struct Peer {
+    doc: Automerge,
+    /// Our sync state with each other peer.
+    states: Vec<State>,
+}
+
+struct World {
+    peers: Vec<Peer>,
+    actors: u8,
+    edits: i64,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut world = World {
+            peers: Vec::new(),
+            actors: 0,
+            edits: 0,
+        };
+        for _ in 0..PEERS {
+            let peer = world.fresh_peer();
+            world.peers.push(peer);
+        }
+        world
+    }
+
+    fn fresh_peer(&mut self) -> Peer {
+        self.actors += 1;
+        Peer {
+            doc: Automerge::new().with_actor(ActorId::from(vec![self.actors])),
+            states: (0..PEERS).map(|_| State::new()).collect(),
+        }
+    }
+
+    fn run(&mut self, step: &Step) -> Result<(), TestCaseError> {
+        match *step {
+            Step::Edit(p) => {
+                self.edits += 1;
+                let edit = self.edits;
+                let mut tx = self.peers[p].doc.transaction();
+                tx.put(ROOT, format!("k{}", edit % 5), edit)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                tx.commit();
+            }
+            Step::EmptyChange(p) => {
+                self.peers[p].doc.empty_commit(CommitOptions::default());
+            }
+            Step::Forget(p) => self.peers[p] = self.fresh_peer(),
+            Step::Send { from, to, lost } => {
+                self.send(from, to, lost)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns whether a message was generated.
+    fn send(&mut self, from: usize, to: usize, lost: bool) -> Result<bool, TestCaseError> {
+        let sender = &mut self.peers[from];
+        let Some(message) = sender.doc.generate_sync_message(&mut sender.states[to]) else {
+            return Ok(false);
+        };
+        if lost {
+            return Ok(true);
+        }
+        let receiver = &mut self.peers[to];
+        let mut theirs = receiver.doc.clone();
+        let mut their_state = receiver.states[from].clone();
+        let expected = theirs.receive_sync_message(&mut their_state, message.clone());
+        let got = receive_sync_message(&mut receiver.doc, &mut receiver.states[from], message);
+        prop_assert_eq!(expected.is_ok(), got.is_ok());
+        prop_assert_eq!(theirs.get_heads(), receiver.doc.get_heads());
+        prop_assert_eq!(&their_state, &receiver.states[from]);
+        Ok(true)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn same_document_and_state_as_automerge(steps in prop::collection::vec(step(), 1..120)) {
+        let mut world = World::new();
+        for step in &steps {
+            world.run(step)?;
+        }
+        // Lost messages stall a sync until the peers reconnect, which starts their states
+        // over from what is kept across connections. After that everyone converges, taking
+        // messages in only through ours.
+        for peer in &mut world.peers {
+            for state in &mut peer.states {
+                *state = State::decode(&state.encode())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+        }
+        for _round in 0..20 {
+            let mut sent = false;
+            for from in 0..PEERS {
+                for to in 0..PEERS {
+                    if from != to {
+                        sent |= world.send(from, to, false)?;
+                    }
+                }
+            }
+            if !sent {
+                break;
+            }
+        }
+        let heads = world.peers[0].doc.get_heads();
+        for peer in &world.peers[1..] {
+            prop_assert_eq!(&heads, &peer.doc.get_heads());
+        }
+    }
+}
+
+#[test]
+fn an_acknowledgement_leaves_nothing_to_resend() {
+    // Two peers in sync after a run of edits: the last message sent is acknowledged, so
+    // nothing stays in `sent_hashes` to grow without bound.
+    let mut world = World::new();
+    for i in 0..50 {
+        world
+            .run(&Step::Edit(i % 2))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..4 {
+            world.send(0, 1, false).unwrap_or_else(|e| panic!("{e}"));
+            world.send(1, 0, false).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    assert_eq!(
+        world.peers[0].doc.get_heads(),
+        world.peers[1].doc.get_heads()
+    );
+    assert!(world.peers[0].states[1].sent_hashes.is_empty());
+    assert!(world.peers[1].states[0].sent_hashes.is_empty());
+}
