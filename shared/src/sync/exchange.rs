@@ -13,7 +13,7 @@ use super::document::{Pending, Status};
 use super::memo::SyncMemo;
 use super::output::{ChangeOrigin, Notification, Output, StoreOp};
 use super::policy::Policy;
-use super::receive::receive_sync_message;
+use super::receive::{nothing_to_send, receive_sync_message};
 use super::{ConnectionId, Engine};
 
 impl<P: Policy> Engine<P>
@@ -307,6 +307,9 @@ where
         else {
             return false;
         };
+        if nothing_to_send(&entry.doc, state) {
+            return false;
+        }
         let data = match memo {
             Some(memo) => memo.generate(id, &entry.doc, state),
             None => entry.doc.generate_sync_message(state).map(|m| m.encode()),

@@ -46,7 +46,7 @@ use crate::DocumentId;
 pub use config::EngineConfig;
 pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
 pub use policy::{OpenPolicy, PeerRole, Policy};
-pub use receive::receive_sync_message;
+pub use receive::{nothing_to_send, receive_sync_message};
 
 use connection::Connection;
 use document::{Document, Pending, Status};
@@ -249,7 +249,8 @@ where
                 .filter(|c| c.ready().is_some())
                 .count(),
             documents_in_memory: self.documents.len(),
-            documents_known: self.known_documents().count(),
+            // Counted without walking storage's list: this runs after every input.
+            documents_known: self.stored.len() + self.in_memory_only().count(),
         }
     }
 
@@ -267,12 +268,15 @@ where
 
     /// Every document with content, in storage or in memory.
     pub fn known_documents(&self) -> impl Iterator<Item = DocumentId> + '_ {
-        let in_memory_only = self
-            .documents
+        self.stored.iter().copied().chain(self.in_memory_only())
+    }
+
+    /// Documents with content that storage does not hold yet.
+    fn in_memory_only(&self) -> impl Iterator<Item = DocumentId> + '_ {
+        self.documents
             .iter()
             .filter(|(id, d)| !self.stored.contains(id) && d.has_content())
-            .map(|(id, _)| *id);
-        self.stored.iter().copied().chain(in_memory_only)
+            .map(|(id, _)| *id)
     }
 
     /// True when the document is in memory and every connected peer sharing it has told us

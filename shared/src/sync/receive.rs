@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use automerge::sync::{Capability, Message, MessageFlags, State};
+use automerge::sync::{Capability, Have, Message, MessageFlags, State};
 use automerge::{Automerge, AutomergeError, ChangeHash};
 
 /// Apply `message` from a peer to `doc` and update that peer's sync `state`: the same
@@ -88,6 +88,82 @@ pub fn receive_sync_message(
     state.their_heads = Some(heads);
     state.their_need = Some(need);
     Ok(())
+}
+
+/// True when automerge's `generate_sync_message` would return nothing for this peer (and
+/// leave its state as it is), decided without building a bloom filter. We already told the
+/// peer our current heads, and either our last message is still unanswered, or the peer
+/// answered with exactly our heads, asked for nothing, and its summary covers what we have
+/// since its last sync. That is every peer that acknowledged a change, so a change relayed
+/// to 99 readers is followed by 99 acknowledgements that each cost a comparison and a
+/// short walk. Anything else returns false and is left to automerge.
+pub fn nothing_to_send(doc: &Automerge, state: &State) -> bool {
+    let heads = doc.get_heads();
+    if heads.is_empty() || !state.have_responded || state.last_sent_heads != heads {
+        return false;
+    }
+    // Checked first by automerge: a summary after a sync we do not know gets a reset.
+    let first_have = state.their_have.as_ref().and_then(|haves| haves.first());
+    if let Some(have) = first_have {
+        if !have.last_sync.iter().all(|hash| has_change(doc, hash)) {
+            return false;
+        }
+    }
+    if state.in_flight {
+        return true;
+    }
+    if state.their_heads.as_ref() != Some(&heads)
+        || !state.their_need.as_ref().is_none_or(|need| need.is_empty())
+    {
+        return false;
+    }
+    match state.their_have.as_deref() {
+        None | Some([]) => true,
+        Some([have]) => summary_covers(doc, &heads, have),
+        Some(_) => false,
+    }
+}
+
+/// Changes a summary may leave to check before we let automerge decide.
+const SUMMARY_WALK_LIMIT: usize = 64;
+
+/// Whether every change we have that is not behind `have.last_sync` is in its bloom
+/// filter (then automerge would find nothing to send). Walks back from our heads, stopping
+/// at changes the last sync includes on its own actors' chains; gives up (false) past
+/// [`SUMMARY_WALK_LIMIT`] changes. Changes it cannot place only make it say false.
+fn summary_covers(doc: &Automerge, heads: &[ChangeHash], have: &Have) -> bool {
+    let mut synced = Vec::with_capacity(have.last_sync.len());
+    for hash in &have.last_sync {
+        let Some(change) = doc.get_change_meta_by_hash(hash) else {
+            return false;
+        };
+        synced.push((change.actor.into_owned(), change.seq));
+    }
+    let mut to_visit = heads.to_vec();
+    let mut visited = HashSet::new();
+    while let Some(hash) = to_visit.pop() {
+        if !visited.insert(hash) {
+            continue;
+        }
+        if visited.len() > SUMMARY_WALK_LIMIT {
+            return false;
+        }
+        let Some(change) = doc.get_change_meta_by_hash(&hash) else {
+            return false;
+        };
+        // At or behind the last sync on the same actor's chain: the peer had it then.
+        let behind_sync = synced
+            .iter()
+            .any(|(actor, seq)| *actor == *change.actor && change.seq <= *seq);
+        if behind_sync {
+            continue;
+        }
+        if !have.bloom.contains_hash(&hash) {
+            return false;
+        }
+        to_visit.extend(change.deps);
+    }
+    true
 }
 
 fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
