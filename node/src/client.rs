@@ -95,7 +95,7 @@ impl Client {
         })
         .await;
         match connected {
-            Ok(()) => Ok(client),
+            Ok(_) => Ok(client),
             Err(e) => {
                 client.close().await;
                 Err(e)
@@ -250,20 +250,20 @@ impl Client {
     }
 }
 
-/// Waits for a notification matching `wanted`.
+/// Waits for a notification matching `wanted`, and returns it.
 pub async fn wait_for(
     events: &mut broadcast::Receiver<Notification>,
     timeout: Duration,
     what: &str,
     mut wanted: impl FnMut(&Notification) -> bool,
-) -> Result<(), ClientError> {
+) -> Result<Notification, ClientError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Err(_) => return Err(ClientError::Timeout(timeout, what.to_owned())),
             Ok(Ok(n)) => {
                 if wanted(&n) {
-                    return Ok(());
+                    return Ok(n);
                 }
             }
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,

@@ -9,6 +9,7 @@ pub mod document_id;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
+pub mod presence;
 pub mod protocol;
 pub mod sync;
 

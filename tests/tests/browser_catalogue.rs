@@ -121,6 +121,14 @@ async fn two_people_typing_in_one_summary_on_two_nodes_both_keep_their_words() {
 
         open_practice(&iom, &fed.nodes[0], &id).await;
         open_practice(&nlc, &fed.nodes[1], &id).await;
+        // Each sees the other on the page: presence crosses both nodes as ephemeral
+        // messages (sent on opening the page and every 10 s).
+        iom.wait_for_text("presence", "Also here now")
+            .await
+            .expect("NLC's reader shown at IOM");
+        nlc.wait_for_text("presence", "Also here now")
+            .await
+            .expect("IOM's reader shown at NLC");
         iom.click("edit").await.expect("edit");
         nlc.click("edit").await.expect("edit");
         wait_for_value(&iom, "edit-summary", "One-stop desks for newcomers.").await;
@@ -165,6 +173,14 @@ async fn an_offline_edit_survives_a_reload_and_merges_with_a_concurrent_edit() {
             .expect("reached IOM");
         open_practice(&iom, &fed.nodes[0], &id).await;
         open_practice(&nlc, &fed.nodes[1], &id).await;
+        // Each sees the other on the page: presence crosses both nodes as ephemeral
+        // messages (sent on opening the page and every 10 s).
+        iom.wait_for_text("presence", "Also here now")
+            .await
+            .expect("NLC's reader shown at IOM");
+        nlc.wait_for_text("presence", "Also here now")
+            .await
+            .expect("IOM's reader shown at NLC");
         iom.click("edit").await.expect("edit");
         nlc.click("edit").await.expect("edit");
         wait_for_value(&iom, "edit-summary", "Desks.").await;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use automerge::{transaction::Transactable, Automerge, ReadDoc, ROOT};
 use ibis_node::client::{wait_for, Client, ClientOptions};
+use ibis_shared::presence::Presence;
 use ibis_shared::sync::Notification;
 use ibis_shared::DocumentId;
 use ibis_tests::{js_tests_enabled, Federation, JsPeer, WAIT};
@@ -80,15 +81,21 @@ async fn js_clients_create_find_watch_and_message_through_ibis() {
             JsPeer::spawn("client.mjs", &[&b, "ephemeral-listen", &url]).expect("spawn");
         assert_eq!(listener.next().await.expect("listening")["listening"], true);
         let mut events = ibis.subscribe();
+        // A JS app's presence, in the shape the ibis app reads (`ibis_shared::presence`).
         let mut sender = JsPeer::spawn(
             "client.mjs",
-            &[&a, "ephemeral-send", &url, r#"{"cursor":7}"#],
+            &[
+                &a,
+                "ephemeral-send",
+                &url,
+                r#"{"name":"Ricardo","field":"summary","session":"js-1","cursor":7}"#,
+            ],
         )
         .expect("spawn");
         sender.next().await.expect("sending");
         let heard = listener.next().await.expect("heard");
         assert_eq!(heard["message"]["cursor"], 7);
-        wait_for(
+        let heard_at_ibis = wait_for(
             &mut events,
             WAIT,
             "the JS presence at the ibis client",
@@ -96,15 +103,29 @@ async fn js_clients_create_find_watch_and_message_through_ibis() {
         )
         .await
         .expect("ibis client hears JS");
+        let Notification::Ephemeral { data, .. } = heard_at_ibis else {
+            panic!("not an ephemeral message: {heard_at_ibis:?}");
+        };
+        assert_eq!(
+            Presence::decode(&data),
+            Ok(Presence {
+                name: "Ricardo".into(),
+                field: "summary".into(),
+                session: "js-1".into(),
+            })
+        );
         drop(sender);
 
         let mut listener =
             JsPeer::spawn("client.mjs", &[&a, "ephemeral-listen", &url]).expect("spawn");
         assert_eq!(listener.next().await.expect("listening")["listening"], true);
-        // cbor-x encoded {"from":"ibis"}: JS peers decode ephemeral payloads as CBOR.
-        let payload = vec![
-            0xa1, 0x64, b'f', b'r', b'o', b'm', 0x64, b'i', b'b', b'i', b's',
-        ];
+        // The ibis app's presence, as a JS app receives it (decoded with cbor-x).
+        let payload = Presence {
+            name: "Amy".into(),
+            field: String::new(),
+            session: "ibis-1".into(),
+        }
+        .encode();
         let mut heard = None;
         for _ in 0..50 {
             ibis.send_ephemeral(id_of(&url), payload.clone())
@@ -115,7 +136,9 @@ async fn js_clients_create_find_watch_and_message_through_ibis() {
                 break;
             }
         }
-        assert_eq!(heard.expect("JS hears ibis")["message"]["from"], "ibis");
+        let heard = heard.expect("JS hears ibis");
+        assert_eq!(heard["message"]["name"], "Amy");
+        assert_eq!(heard["message"]["session"], "ibis-1");
         ibis.close().await;
         fed.shutdown().await.expect("shutdown");
     })

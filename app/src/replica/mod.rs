@@ -329,25 +329,22 @@ impl Replica {
                 false
             }
             Notification::Ephemeral { document, data, .. } => {
-                if let Ok(p) = serde_json::from_slice::<serde_json::Value>(&data) {
-                    let name = p["name"].as_str().unwrap_or_default().to_owned();
-                    let field = p["field"].as_str().unwrap_or_default().to_owned();
-                    let session = p["session"].as_str().unwrap_or_default().to_owned();
-                    if !name.is_empty() && name.len() < 200 && session.len() < 100 {
-                        self.presence
-                            .borrow_mut()
-                            .entry(document)
-                            .or_default()
-                            .insert(
-                                session,
-                                Presence {
-                                    name,
-                                    field,
-                                    at: js_sys::Date::now(),
-                                },
-                            );
-                        self.signals.presence.update(|p| *p += 1);
-                    }
+                // Presence from anyone sharing the document (ibis or a JS automerge-repo
+                // app); other ephemeral messages are not ours to show.
+                if let Ok(p) = ibis_shared::presence::Presence::decode(&data) {
+                    self.presence
+                        .borrow_mut()
+                        .entry(document)
+                        .or_default()
+                        .insert(
+                            p.session,
+                            Presence {
+                                name: p.name,
+                                field: p.field,
+                                at: js_sys::Date::now(),
+                            },
+                        );
+                    self.signals.presence.update(|p| *p += 1);
                 }
                 false
             }
@@ -500,15 +497,15 @@ impl Replica {
 
     /// Tells others who share the document that we are here.
     pub fn announce_presence(&self, id: DocumentId, name: &str, field: &str) {
-        let payload = serde_json::json!({
-            "name": name,
-            "field": field,
-            "session": self.engine.borrow().config().ephemeral_session_id,
-        });
-        if let Ok(bytes) = serde_json::to_vec(&payload) {
-            self.engine.borrow_mut().send_ephemeral(id, bytes);
-            self.pump();
-        }
+        let payload = ibis_shared::presence::Presence {
+            name: name.to_owned(),
+            field: field.to_owned(),
+            session: self.engine.borrow().config().ephemeral_session_id.clone(),
+        };
+        self.engine
+            .borrow_mut()
+            .send_ephemeral(id, payload.encode());
+        self.pump();
     }
 
     /// Others seen on a document in the last 30 seconds.
