@@ -26,6 +26,19 @@ pub fn frame_decode(data: &[u8]) {
     }
 }
 
+/// Any bytes as a presence payload: an error or a presence, never a panic; a presence
+/// that decodes re-encodes to the same presence.
+pub fn presence_decode(data: &[u8]) {
+    if let Ok(presence) = crate::presence::Presence::decode(data) {
+        let again = crate::presence::Presence::decode(&presence.encode());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&presence),
+            "re-encoding changed the presence"
+        );
+    }
+}
+
 const GOOD: ConnectionId = ConnectionId(1);
 const FUZZED: ConnectionId = ConnectionId(2);
 

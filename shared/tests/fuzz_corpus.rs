@@ -27,3 +27,8 @@ fn frame_decode_corpus() {
 fn engine_frames_corpus() {
     replay("engine_frames", ibis_shared::fuzzing::engine_frames);
 }
+
+#[test]
+fn presence_decode_corpus() {
+    replay("presence_decode", ibis_shared::fuzzing::presence_decode);
+}
