@@ -5,6 +5,7 @@
 //! - [`model`]: practices, catalogues, the network directory and events as documents.
 //! - [`sync`]: the sans-IO sync engine that speaks it, shared by node and app.
 
+mod cbor;
 pub mod document_id;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -9,6 +9,8 @@
 use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
 
+use crate::cbor;
+
 /// Largest payload read.
 pub const MAX_PAYLOAD_BYTES: usize = 1024;
 /// Longest display name kept.
@@ -74,35 +76,20 @@ impl Presence {
             return Err(PresenceError::TooLarge(payload.len()));
         }
         let mut d = Decoder::new(payload);
-        let len = match d.datatype()? {
-            Type::Map | Type::MapIndef => d.map()?,
-            _ => return Err(PresenceError::NotAMap),
-        };
         let (mut name, mut field, mut session) = (None, None, None);
-        let mut remaining = len;
-        loop {
-            match remaining {
-                Some(0) => break,
-                Some(ref mut n) => *n -= 1,
-                None => {
-                    if d.datatype()? == Type::Break {
-                        d.skip()?;
-                        break;
-                    }
+        cbor::for_each_entry(
+            &mut d,
+            || PresenceError::NotAMap,
+            |key, d| {
+                match key {
+                    "name" => name = Some(read_text(d, "name", MAX_NAME_BYTES)?),
+                    "field" => field = Some(read_text(d, "field", MAX_TAG_BYTES)?),
+                    "session" => session = Some(read_text(d, "session", MAX_TAG_BYTES)?),
+                    _ => d.skip()?,
                 }
-            }
-            if d.datatype()? != Type::String {
-                d.skip()?;
-                d.skip()?;
-                continue;
-            }
-            match d.str()? {
-                "name" => name = Some(read_text(&mut d, "name", MAX_NAME_BYTES)?),
-                "field" => field = Some(read_text(&mut d, "field", MAX_TAG_BYTES)?),
-                "session" => session = Some(read_text(&mut d, "session", MAX_TAG_BYTES)?),
-                _ => d.skip()?,
-            }
-        }
+                Ok(())
+            },
+        )?;
         let rest = payload.len() - d.position();
         if rest != 0 {
             return Err(PresenceError::TrailingBytes(rest));

@@ -90,6 +90,20 @@ async fn open_practice(browser: &Browser, node: &ibis_node::RunningNode, id: &st
         .expect("the practice page");
 }
 
+/// Opens the practice in both browsers (IOM's on the first node, NLC's on the second),
+/// and waits until each shows the other as here now: presence crosses both nodes as
+/// ephemeral messages, sent on opening the page and every 10 s.
+async fn open_on_both(iom: &Browser, nlc: &Browser, fed: &Federation, id: &str) {
+    open_practice(iom, &fed.nodes[0], id).await;
+    open_practice(nlc, &fed.nodes[1], id).await;
+    iom.wait_for_text("presence", "Also here now")
+        .await
+        .expect("NLC's reader shown at IOM");
+    nlc.wait_for_text("presence", "Also here now")
+        .await
+        .expect("IOM's reader shown at NLC");
+}
+
 async fn wait_for_value(browser: &Browser, testid: &str, wanted: &str) {
     let found = eventually(WAIT, &format!("`{wanted}` in {testid}"), || async {
         let v = browser.prop(testid, "value").await.ok()?;
@@ -119,16 +133,7 @@ async fn two_people_typing_in_one_summary_on_two_nodes_both_keep_their_words() {
             .await
             .expect("on the partner");
 
-        open_practice(&iom, &fed.nodes[0], &id).await;
-        open_practice(&nlc, &fed.nodes[1], &id).await;
-        // Each sees the other on the page: presence crosses both nodes as ephemeral
-        // messages (sent on opening the page and every 10 s).
-        iom.wait_for_text("presence", "Also here now")
-            .await
-            .expect("NLC's reader shown at IOM");
-        nlc.wait_for_text("presence", "Also here now")
-            .await
-            .expect("IOM's reader shown at NLC");
+        open_on_both(&iom, &nlc, &fed, &id).await;
         iom.click("edit").await.expect("edit");
         nlc.click("edit").await.expect("edit");
         wait_for_value(&iom, "edit-summary", "One-stop desks for newcomers.").await;
@@ -171,16 +176,7 @@ async fn an_offline_edit_survives_a_reload_and_merges_with_a_concurrent_edit() {
         iom.wait_for_text("practice-title", title)
             .await
             .expect("reached IOM");
-        open_practice(&iom, &fed.nodes[0], &id).await;
-        open_practice(&nlc, &fed.nodes[1], &id).await;
-        // Each sees the other on the page: presence crosses both nodes as ephemeral
-        // messages (sent on opening the page and every 10 s).
-        iom.wait_for_text("presence", "Also here now")
-            .await
-            .expect("NLC's reader shown at IOM");
-        nlc.wait_for_text("presence", "Also here now")
-            .await
-            .expect("IOM's reader shown at NLC");
+        open_on_both(&iom, &nlc, &fed, &id).await;
         iom.click("edit").await.expect("edit");
         nlc.click("edit").await.expect("edit");
         wait_for_value(&iom, "edit-summary", "Desks.").await;

@@ -10,6 +10,7 @@ use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
 
 use super::{GossipKind, Message, PeerId, PeerMetadata, StorageId};
+use crate::cbor;
 use crate::document_id::{DocumentId, DocumentIdError};
 
 /// Size limits applied while decoding.
@@ -112,78 +113,61 @@ pub fn decode(frame: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
     build(fields)
 }
 
-fn read_fields(d: &mut Decoder<'_>, limits: &Limits) -> Result<Fields, DecodeError> {
-    let len = match d.datatype()? {
-        Type::Map | Type::MapIndef => d.map()?,
-        _ => return Err(DecodeError::NotAMap),
-    };
+fn read_fields<'b>(d: &mut Decoder<'b>, limits: &Limits) -> Result<Fields, DecodeError> {
     let mut f = Fields::default();
-    let mut remaining = len;
-    loop {
-        match remaining {
-            Some(0) => break,
-            Some(ref mut n) => *n -= 1,
-            None => {
-                if d.datatype()? == Type::Break {
-                    d.skip()?;
-                    break;
+    cbor::for_each_entry(
+        d,
+        || DecodeError::NotAMap,
+        |key, d| {
+            match key {
+                "type" => set(
+                    &mut f.message_type,
+                    "type",
+                    read_text(d, "type", limits.max_id_bytes)?,
+                )?,
+                "senderId" => set(
+                    &mut f.sender_id,
+                    "senderId",
+                    read_peer_id(d, "senderId", limits)?,
+                )?,
+                "targetId" => set(
+                    &mut f.target_id,
+                    "targetId",
+                    read_peer_id(d, "targetId", limits)?,
+                )?,
+                "documentId" => set(&mut f.document_id, "documentId", read_document_id(d)?)?,
+                "data" => set(&mut f.data, "data", read_bytes(d, "data")?)?,
+                "sessionId" => set(
+                    &mut f.session_id,
+                    "sessionId",
+                    read_text(d, "sessionId", limits.max_id_bytes)?,
+                )?,
+                "count" => set(&mut f.count, "count", read_count(d)?)?,
+                "message" => set(
+                    &mut f.message,
+                    "message",
+                    read_text(d, "message", limits.max_text_bytes)?,
+                )?,
+                "supportedProtocolVersions" => set(
+                    &mut f.supported_versions,
+                    "supportedProtocolVersions",
+                    read_versions(d, limits)?,
+                )?,
+                "selectedProtocolVersion" => set(
+                    &mut f.selected_version,
+                    "selectedProtocolVersion",
+                    read_text(d, "selectedProtocolVersion", limits.max_id_bytes)?,
+                )?,
+                "peerMetadata" => {
+                    if let Some(meta) = read_peer_metadata(d, limits)? {
+                        set(&mut f.peer_metadata, "peerMetadata", meta)?;
+                    }
                 }
+                _ => d.skip()?,
             }
-        }
-        if d.datatype()? != Type::String {
-            // A non-text key is nothing automerge-repo sends; skip key and value.
-            d.skip()?;
-            d.skip()?;
-            continue;
-        }
-        let key = d.str()?;
-        match key {
-            "type" => set(
-                &mut f.message_type,
-                "type",
-                read_text(d, "type", limits.max_id_bytes)?,
-            )?,
-            "senderId" => set(
-                &mut f.sender_id,
-                "senderId",
-                read_peer_id(d, "senderId", limits)?,
-            )?,
-            "targetId" => set(
-                &mut f.target_id,
-                "targetId",
-                read_peer_id(d, "targetId", limits)?,
-            )?,
-            "documentId" => set(&mut f.document_id, "documentId", read_document_id(d)?)?,
-            "data" => set(&mut f.data, "data", read_bytes(d, "data")?)?,
-            "sessionId" => set(
-                &mut f.session_id,
-                "sessionId",
-                read_text(d, "sessionId", limits.max_id_bytes)?,
-            )?,
-            "count" => set(&mut f.count, "count", read_count(d)?)?,
-            "message" => set(
-                &mut f.message,
-                "message",
-                read_text(d, "message", limits.max_text_bytes)?,
-            )?,
-            "supportedProtocolVersions" => set(
-                &mut f.supported_versions,
-                "supportedProtocolVersions",
-                read_versions(d, limits)?,
-            )?,
-            "selectedProtocolVersion" => set(
-                &mut f.selected_version,
-                "selectedProtocolVersion",
-                read_text(d, "selectedProtocolVersion", limits.max_id_bytes)?,
-            )?,
-            "peerMetadata" => {
-                if let Some(meta) = read_peer_metadata(d, limits)? {
-                    set(&mut f.peer_metadata, "peerMetadata", meta)?;
-                }
-            }
-            _ => d.skip()?,
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(f)
 }
 
