@@ -10,9 +10,9 @@
 //! [`receive_sync_message`] keeps exactly the same bookkeeping (a differential test below
 //! compares the resulting documents and states with automerge's on random histories) and
 //! does the trimming with a walk that stops as soon as nothing is left to trim, and never
-//! descends below the oldest change still in the set: a change is an ancestor of another
-//! only if its `max_op` is lower (an operation's counter is greater than every counter it
-//! depends on), so past that point there is nothing to find.
+//! descends below the lowest `max_op` still in the set: an ancestor's `max_op` is lower
+//! than its descendant's (an operation's counter is greater than every counter it depends
+//! on), or equal below an empty change, so past that point there is nothing to find.
 
 use std::collections::{BTreeSet, HashSet};
 
