@@ -46,7 +46,7 @@ use crate::DocumentId;
 pub use config::EngineConfig;
 pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
 pub use policy::{OpenPolicy, PeerRole, Policy};
-pub use receive::{nothing_to_send, receive_sync_message};
+pub use receive::receive_sync_message;
 
 use connection::Connection;
 use document::{Document, Pending, Status};

@@ -97,7 +97,7 @@ pub fn receive_sync_message(
 /// since its last sync. That is every peer that acknowledged a change, so a change relayed
 /// to 99 readers is followed by 99 acknowledgements that each cost a comparison and a
 /// short walk. Anything else returns false and is left to automerge.
-pub fn nothing_to_send(doc: &Automerge, state: &State) -> bool {
+pub(super) fn nothing_to_send(doc: &Automerge, state: &State) -> bool {
     let heads = doc.get_heads();
     if heads.is_empty() || !state.have_responded || state.last_sent_heads != heads {
         return false;
