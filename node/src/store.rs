@@ -3,8 +3,8 @@
 //! Tables: `chunks` (each document's snapshot and incremental changes, in order),
 //! `sync_states` (how far we are in sync with each peer store, per document) and `meta`
 //! (the node's identity and settings). A batch of writes is one transaction; with
-//! `synchronous = FULL` a committed batch survives a crash or power loss, so nothing is
-//! relayed or acknowledged before it is on disk.
+//! `synchronous = FULL` a committed batch survives a crash or power loss, so no peer is
+//! told the node holds a change before it is on disk (see `host`).
 
 use std::path::Path;
 

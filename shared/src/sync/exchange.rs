@@ -341,6 +341,7 @@ where
         };
         if let Some(op) = entry.persist(id, &self.config) {
             self.stored.insert(id);
+            self.stats.writes += 1;
             self.outputs.push_back(Output::Store(op));
         }
         if !matches!(entry.status, Status::Ready) {
@@ -403,6 +404,7 @@ where
                     .saved_sync_states
                     .insert(storage_id.clone(), state.clone());
             }
+            self.stats.writes += 1;
             self.outputs
                 .push_back(Output::Store(StoreOp::SaveSyncState {
                     document: id,

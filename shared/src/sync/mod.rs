@@ -117,6 +117,8 @@ pub struct EngineStats {
     pub protocol_violations: u64,
     pub documents_loaded: u64,
     pub documents_evicted: u64,
+    /// `Store` outputs (changes, snapshots, sync states) queued so far.
+    pub writes: u64,
 }
 
 /// A snapshot of the engine's size, for metrics and health.

@@ -1,26 +1,40 @@
 //! The node's host for the sync engine.
 //!
 //! One tokio task owns the [`Engine`]; connections and timers send it [`HostInput`]s over a
-//! channel. What the engine outputs goes, in order, to one storage thread as a job: the
-//! thread commits the writes of every job it has queued in a single SQLite transaction (a
-//! group commit: one fsync for many changes), answers loads from inside that transaction,
-//! and only then releases the jobs' frames to their connections. So no peer ever hears of a
-//! change before it is on disk, and frames leave in the order the engine produced them.
+//! channel. What the engine outputs goes, in order, to one storage thread as a job
+//! ([`storage`]): it commits the writes of every job it has queued in a single SQLite
+//! transaction (a group commit: one fsync for many changes) and answers loads from inside
+//! that transaction.
+//!
+//! **Durable before acknowledged.** A frame to a connection whose own frames were handled
+//! in a batch that stores something (its author: the ack says "the node has your change")
+//! is held until that batch is committed. Frames to everyone else (relaying the change to
+//! the other peers) go out at once, without waiting for the fsync: if the node crashed
+//! before the commit, nothing is lost, because the author has the change and was not told
+//! the node keeps it, and the peers that got it resend it when they reconnect. Each
+//! connection still gets its frames in the order the engine produced them ([`outlets`]).
 
-use std::collections::HashMap;
+mod outlets;
+mod storage;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ibis_shared::sync::{
     ConnectionId, Direction, Engine, EngineConfig, Input, Millis, Notification, Output, Policy,
-    StoreOp, StoredDocument,
+    StoredDocument,
 };
 use ibis_shared::DocumentId;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use outlets::Outlets;
+use storage::{storage_thread, Job, StorageMessage};
+pub use storage::{MemoryStorage, Storage};
 
 /// Frames queued for one connection before it counts as too slow and is dropped.
 pub const OUTBOUND_QUEUE: usize = 8_192;
@@ -30,84 +44,6 @@ pub const OUTBOUND_QUEUE: usize = 8_192;
 pub enum Outbound {
     Frame(Vec<u8>),
     Close(String),
-}
-
-/// What a host runs on: the node's SQLite store, or memory (a client in a test or a
-/// benchmark). Writes and the loads that follow them happen atomically: all or nothing.
-pub trait Storage: Send + 'static {
-    fn apply_and_load(
-        &mut self,
-        writes: &[&StoreOp],
-        loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String>;
-}
-
-impl Storage for Store {
-    fn apply_and_load(
-        &mut self,
-        writes: &[&StoreOp],
-        loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String> {
-        let mut run = || -> Result<_, StoreError> {
-            let batch = self.transaction()?;
-            for op in writes {
-                batch.write(op)?;
-            }
-            let loaded = loads
-                .iter()
-                .map(|id| batch.load(id).map_err(|e| e.to_string()))
-                .collect();
-            batch.commit()?;
-            Ok(loaded)
-        };
-        run().map_err(|e| e.to_string())
-    }
-}
-
-/// Storage that forgets everything when the process ends.
-#[derive(Debug, Default)]
-pub struct MemoryStorage {
-    chunks: HashMap<DocumentId, Vec<Vec<u8>>>,
-    sync_states: HashMap<DocumentId, Vec<(ibis_shared::protocol::StorageId, Vec<u8>)>>,
-}
-
-impl Storage for MemoryStorage {
-    fn apply_and_load(
-        &mut self,
-        writes: &[&StoreOp],
-        loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String> {
-        for op in writes {
-            match op {
-                StoreOp::AppendChanges { document, chunk } => self
-                    .chunks
-                    .entry(*document)
-                    .or_default()
-                    .push(chunk.clone()),
-                StoreOp::ReplaceWithSnapshot { document, snapshot } => {
-                    self.chunks.insert(*document, vec![snapshot.clone()]);
-                }
-                StoreOp::SaveSyncState {
-                    document,
-                    peer,
-                    state,
-                } => {
-                    let states = self.sync_states.entry(*document).or_default();
-                    states.retain(|(p, _)| p != peer);
-                    states.push((peer.clone(), state.clone()));
-                }
-            }
-        }
-        Ok(loads
-            .iter()
-            .map(|id| {
-                Ok(self.chunks.get(id).map(|chunks| StoredDocument {
-                    chunks: chunks.clone(),
-                    sync_states: self.sync_states.get(id).cloned().unwrap_or_default(),
-                }))
-            })
-            .collect())
-    }
 }
 
 /// Work for the engine task.
@@ -188,27 +124,6 @@ where
     }
 }
 
-type Connections = Arc<Mutex<HashMap<ConnectionId, mpsc::Sender<Outbound>>>>;
-
-/// One batch of engine output, in order.
-#[derive(Default)]
-struct Job {
-    writes: Vec<StoreOp>,
-    loads: Vec<DocumentId>,
-    deliveries: Vec<(ConnectionId, Outbound)>,
-}
-
-impl Job {
-    fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.loads.is_empty() && self.deliveries.is_empty()
-    }
-}
-
-enum StorageMessage {
-    Job(Job),
-    Stop,
-}
-
 /// Starts the engine task and the storage thread. Returns the handle and a future that
 /// completes when both have stopped (after [`Host::shutdown`]).
 pub fn start<P, S>(
@@ -226,15 +141,15 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let (notifications, _) = broadcast::channel(4_096);
     let host = Host { tx, notifications };
-    let connections: Connections = Arc::default();
+    let outlets = Outlets::default();
     let (storage_tx, storage_rx) = std::sync::mpsc::channel();
     let storage = {
         let host = host.clone();
-        let connections = connections.clone();
+        let outlets = outlets.clone();
         let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("ibis-storage".into())
-            .spawn(move || storage_thread(store, storage_rx, host, connections, metrics))
+            .spawn(move || storage_thread(store, storage_rx, host, outlets, metrics))
     };
     let host_notifications = host.notifications.clone();
     let task = tokio::spawn(async move {
@@ -251,7 +166,8 @@ where
             engine,
             clock,
             storage: storage_tx,
-            connections,
+            outlets,
+            authors: HashSet::new(),
             metrics,
             notifications: host_notifications,
         };
@@ -266,7 +182,10 @@ struct EngineTask<P: Policy> {
     engine: Engine<P>,
     clock: Instant,
     storage: std::sync::mpsc::Sender<StorageMessage>,
-    connections: Connections,
+    outlets: Outlets,
+    /// Connections whose frames made the engine store something since the last flush:
+    /// what we send them waits for the commit.
+    authors: HashSet<ConnectionId>,
     metrics: Arc<Metrics>,
     notifications: broadcast::Sender<Notification>,
 }
@@ -327,9 +246,7 @@ where
                 principal,
                 outbound,
             } => {
-                if let Ok(mut map) = self.connections.lock() {
-                    map.insert(conn, outbound);
-                }
+                self.outlets.open(conn, outbound);
                 self.engine.handle(
                     now,
                     Input::Connected {
@@ -340,14 +257,16 @@ where
                 );
             }
             HostInput::Frame { conn, frame } => {
-                self.engine.handle(now, Input::Frame { conn, frame })
+                let writes = self.engine.stats().writes;
+                self.engine.handle(now, Input::Frame { conn, frame });
+                if self.engine.stats().writes > writes {
+                    self.authors.insert(conn);
+                }
             }
             HostInput::Text { conn } => self.engine.handle(now, Input::TextFrame { conn }),
             HostInput::Closed { conn } => {
                 self.engine.handle(now, Input::Disconnected { conn });
-                if let Ok(mut map) = self.connections.lock() {
-                    map.remove(&conn);
-                }
+                self.outlets.remove(conn);
             }
             HostInput::Loaded { document, result } => {
                 self.engine.handle(now, Input::Loaded { document, result })
@@ -361,29 +280,38 @@ where
     /// Tells every peer we are going, and lets the engine save their sync states.
     fn close_all(&mut self) {
         let now = self.now();
-        let conns: Vec<ConnectionId> = match self.connections.lock() {
-            Ok(map) => map.keys().copied().collect(),
-            Err(_) => Vec::new(),
-        };
-        for conn in conns {
-            if let Ok(map) = self.connections.lock() {
-                if let Some(tx) = map.get(&conn) {
-                    let _ = tx.try_send(Outbound::Close("node shutting down".into()));
-                }
-            }
+        for conn in self.outlets.connections() {
+            self.outlets
+                .send_now(conn, Outbound::Close("node shutting down".into()));
             self.engine.handle(now, Input::Disconnected { conn });
         }
     }
 
-    /// Hands everything the engine produced to the storage thread, in order.
+    /// Sends or holds every frame the engine produced, and hands the rest to the storage
+    /// thread, in order.
     fn flush(&mut self) {
+        loop {
+            let too_slow = self.flush_once();
+            if too_slow.is_empty() {
+                break;
+            }
+            // Their disconnection makes more output (sync states to save): flush again.
+            for conn in too_slow {
+                tracing::warn!(?conn, "peer reads too slowly; disconnecting it");
+                self.handle(HostInput::Closed { conn });
+            }
+        }
+        self.authors.clear();
+    }
+
+    /// One pass of [`Self::flush`]; returns the connections whose queue was full.
+    fn flush_once(&mut self) -> Vec<ConnectionId> {
         let mut job = Job::default();
+        let mut deliveries = Vec::new();
         for output in self.engine.drain_outputs() {
             match output {
-                Output::Send { conn, frame } => job.deliveries.push((conn, Outbound::Frame(frame))),
-                Output::Close { conn, reason } => {
-                    job.deliveries.push((conn, Outbound::Close(reason)))
-                }
+                Output::Send { conn, frame } => deliveries.push((conn, Outbound::Frame(frame))),
+                Output::Close { conn, reason } => deliveries.push((conn, Outbound::Close(reason))),
                 Output::Store(op) => job.writes.push(op),
                 Output::Load { document } => job.loads.push(document),
                 Output::Notify(n) => {
@@ -395,9 +323,15 @@ where
             }
         }
         self.metrics.observe_engine(&self.engine);
+        let authors = &self.authors;
+        let (held, too_slow) = self
+            .outlets
+            .dispatch(deliveries, |conn| authors.contains(&conn));
+        job.held = held;
         if !job.is_empty() && self.storage.send(StorageMessage::Job(job)).is_err() {
             tracing::error!("the storage thread has stopped; output dropped");
         }
+        too_slow
     }
 }
 
@@ -451,104 +385,5 @@ fn note(metrics: &Metrics, n: Notification) {
         Notification::DocumentReady { .. }
         | Notification::DocumentUnavailable { .. }
         | Notification::Ephemeral { .. } => {}
-    }
-}
-
-fn storage_thread<P, S>(
-    mut store: S,
-    rx: std::sync::mpsc::Receiver<StorageMessage>,
-    host: Host<P>,
-    connections: Connections,
-    metrics: Arc<Metrics>,
-) where
-    P: Policy + Send + 'static,
-    P::Principal: PartialEq + Send,
-    S: Storage,
-{
-    loop {
-        let Ok(first) = rx.recv() else { return };
-        let mut jobs = Vec::new();
-        let mut stop = false;
-        match first {
-            StorageMessage::Job(job) => jobs.push(job),
-            StorageMessage::Stop => stop = true,
-        }
-        while !stop {
-            match rx.try_recv() {
-                Ok(StorageMessage::Job(job)) => jobs.push(job),
-                Ok(StorageMessage::Stop) => stop = true,
-                Err(_) => break,
-            }
-        }
-        if !jobs.is_empty() {
-            run_jobs(&mut store, jobs, &host, &connections, &metrics);
-        }
-        if stop {
-            return;
-        }
-    }
-}
-
-fn run_jobs<P, S>(
-    store: &mut S,
-    jobs: Vec<Job>,
-    host: &Host<P>,
-    connections: &Connections,
-    metrics: &Metrics,
-) where
-    P: Policy + Send + 'static,
-    P::Principal: PartialEq + Send,
-    S: Storage,
-{
-    let started = Instant::now();
-    let writes: Vec<&StoreOp> = jobs.iter().flat_map(|j| &j.writes).collect();
-    let loads: Vec<DocumentId> = jobs.iter().flat_map(|j| j.loads.iter().copied()).collect();
-    let outcome = store.apply_and_load(&writes, &loads);
-    let writes = writes.len();
-    if writes > 0 {
-        metrics.observe_commit(started.elapsed(), writes);
-    }
-    let loaded = match outcome {
-        Ok(results) => loads.into_iter().zip(results).collect::<Vec<_>>(),
-        Err(e) => {
-            // Nothing of these jobs is durable: their frames must not go out. Close every
-            // connection so peers resync from what is actually stored, and stop serving.
-            tracing::error!(error = %e, "storage commit failed; closing all connections");
-            metrics.storage_failures.fetch_add(1, Ordering::Relaxed);
-            metrics.healthy.store(false, Ordering::Relaxed);
-            if let Ok(map) = connections.lock() {
-                for tx in map.values() {
-                    let _ = tx.try_send(Outbound::Close("storage failure".into()));
-                }
-            }
-            for document in loads {
-                host.send(HostInput::Loaded {
-                    document,
-                    result: Err(format!("storage failure: {e}")),
-                });
-            }
-            return;
-        }
-    };
-    let mut too_slow = Vec::new();
-    if let Ok(map) = connections.lock() {
-        for job in jobs {
-            for (conn, out) in job.deliveries {
-                let Some(tx) = map.get(&conn) else { continue };
-                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(out) {
-                    too_slow.push(conn);
-                }
-            }
-        }
-    }
-    for conn in too_slow {
-        tracing::warn!(?conn, "peer reads too slowly; disconnecting it");
-        if let Ok(mut map) = connections.lock() {
-            map.remove(&conn);
-        }
-        host.send(HostInput::Closed { conn });
-    }
-    for (document, result) in loaded {
-        host.send(HostInput::Loaded { document, result });
     }
 }

@@ -1,0 +1,129 @@
+//! Where each connection's frames go: its outbound queue, and how many storage jobs still
+//! hold frames for it.
+//!
+//! The engine task and the storage thread both send frames. A frame that must wait for a
+//! commit travels with its storage job and is *held* until the job is durable; a frame that
+//! need not wait goes out at once, unless an earlier frame to the same connection is still
+//! held, in which case it waits behind it. So every connection gets its frames in the order
+//! the engine produced them, whichever thread sends them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ibis_shared::sync::ConnectionId;
+use tokio::sync::mpsc;
+
+use super::Outbound;
+
+#[derive(Clone, Default)]
+pub(super) struct Outlets(Arc<Mutex<HashMap<ConnectionId, Outlet>>>);
+
+struct Outlet {
+    tx: mpsc::Sender<Outbound>,
+    /// Storage jobs not yet committed that carry frames for this connection.
+    held: usize,
+}
+
+/// Frames that must wait for their storage job's commit, in order, and the connections
+/// whose hold that job counts.
+#[derive(Default)]
+pub(super) struct Held {
+    pub deliveries: Vec<(ConnectionId, Outbound)>,
+    pub holding: Vec<ConnectionId>,
+}
+
+impl Held {
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+}
+
+impl Outlets {
+    fn table(&self) -> MutexGuard<'_, HashMap<ConnectionId, Outlet>> {
+        // A panic elsewhere while holding the lock leaves the table itself consistent
+        // (every update is a single insert, remove or counter change).
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn open(&self, conn: ConnectionId, tx: mpsc::Sender<Outbound>) {
+        self.table().insert(conn, Outlet { tx, held: 0 });
+    }
+
+    pub fn remove(&self, conn: ConnectionId) {
+        self.table().remove(&conn);
+    }
+
+    pub fn connections(&self) -> Vec<ConnectionId> {
+        self.table().keys().copied().collect()
+    }
+
+    /// Sends `out` now, ahead of anything held (for closing at shutdown or on failure).
+    pub fn send_now(&self, conn: ConnectionId, out: Outbound) {
+        if let Some(outlet) = self.table().get(&conn) {
+            let _ = outlet.tx.try_send(out);
+        }
+    }
+
+    /// Closes every connection now, ahead of anything held.
+    pub fn close_all(&self, reason: &str) {
+        for outlet in self.table().values() {
+            let _ = outlet.tx.try_send(Outbound::Close(reason.to_owned()));
+        }
+    }
+
+    /// Sends each delivery now unless `must_wait` says its connection must wait for this
+    /// job's commit or the connection already has frames held. Returns what is held (for
+    /// the storage job to release) and the connections whose queue was full.
+    pub fn dispatch(
+        &self,
+        deliveries: Vec<(ConnectionId, Outbound)>,
+        must_wait: impl Fn(ConnectionId) -> bool,
+    ) -> (Held, Vec<ConnectionId>) {
+        let mut held = Held::default();
+        let mut holding = HashSet::new();
+        let mut too_slow = Vec::new();
+        let mut table = self.table();
+        for (conn, out) in deliveries {
+            let Some(outlet) = table.get_mut(&conn) else {
+                continue;
+            };
+            if holding.contains(&conn) || outlet.held > 0 || must_wait(conn) {
+                if holding.insert(conn) {
+                    outlet.held += 1;
+                    held.holding.push(conn);
+                }
+                held.deliveries.push((conn, out));
+            } else if let Err(mpsc::error::TrySendError::Full(_)) = outlet.tx.try_send(out) {
+                if !too_slow.contains(&conn) {
+                    too_slow.push(conn);
+                }
+            }
+        }
+        (held, too_slow)
+    }
+
+    /// After the job's commit: sends its held frames, in order, and lifts its holds.
+    /// Returns the connections whose queue was full.
+    pub fn release(&self, held: Held) -> Vec<ConnectionId> {
+        let mut too_slow = Vec::new();
+        let mut table = self.table();
+        for (conn, out) in held.deliveries {
+            let Some(outlet) = table.get(&conn) else {
+                continue;
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = outlet.tx.try_send(out) {
+                if !too_slow.contains(&conn) {
+                    too_slow.push(conn);
+                }
+            }
+        }
+        for conn in held.holding {
+            if let Some(outlet) = table.get_mut(&conn) {
+                outlet.held = outlet.held.saturating_sub(1);
+            }
+        }
+        too_slow
+    }
+}

@@ -1,0 +1,338 @@
+//! The host's ordering and durability rules: relayed changes go out before the commit,
+//! acknowledgements after it, and every connection gets its frames in order.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use automerge::{transaction::Transactable, Automerge, ReadDoc, ROOT};
+use ibis_shared::protocol::PeerId;
+use ibis_shared::sync::{
+    ConnectionId, Direction, Engine, EngineConfig, Input, OpenPolicy, Output, StoreOp,
+    StoredDocument,
+};
+use ibis_shared::DocumentId;
+use tokio::sync::mpsc;
+
+use super::outlets::Outlets;
+use super::*;
+
+/// Memory storage whose commits wait while the gate is shut.
+#[derive(Clone, Default)]
+struct GatedStorage {
+    inner: Arc<Mutex<MemoryStorage>>,
+    /// `true` while commits must wait.
+    shut: Arc<(Mutex<bool>, Condvar)>,
+    commits: Arc<Mutex<usize>>,
+}
+
+impl GatedStorage {
+    fn set_shut(&self, shut: bool) {
+        let (lock, wake) = &*self.shut;
+        *lock.lock().unwrap() = shut;
+        wake.notify_all();
+    }
+
+    fn commits(&self) -> usize {
+        *self.commits.lock().unwrap()
+    }
+}
+
+impl Storage for GatedStorage {
+    fn apply_and_load(
+        &mut self,
+        writes: &[&StoreOp],
+        loads: &[DocumentId],
+    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String> {
+        if !writes.is_empty() {
+            let (lock, wake) = &*self.shut;
+            let mut shut = lock.lock().unwrap();
+            while *shut {
+                shut = wake.wait(shut).unwrap();
+            }
+        }
+        let result = self.inner.lock().unwrap().apply_and_load(writes, loads);
+        if !writes.is_empty() {
+            *self.commits.lock().unwrap() += 1;
+        }
+        result
+    }
+}
+
+/// A peer: an engine of its own, joined to the host under test by two channels.
+struct Peer {
+    engine: Engine<OpenPolicy>,
+    /// The connection as the host knows it.
+    conn: ConnectionId,
+    from_host: mpsc::Receiver<Outbound>,
+    frames_received: usize,
+}
+
+/// The peer's side of its connection.
+const UPLINK: ConnectionId = ConnectionId(1);
+
+impl Peer {
+    fn connect(host: &Host<OpenPolicy>, name: &str, conn: ConnectionId) -> Self {
+        let mut config = EngineConfig::new(PeerId::new(name), None);
+        config.is_ephemeral = true;
+        let mut engine = Engine::new(config, OpenPolicy, Vec::new(), 1_000);
+        let (tx, from_host) = mpsc::channel(OUTBOUND_QUEUE);
+        host.send(HostInput::Open {
+            conn,
+            direction: Direction::Incoming,
+            principal: (),
+            outbound: tx,
+        });
+        engine.handle(
+            1_000,
+            Input::Connected {
+                conn: UPLINK,
+                direction: Direction::Outgoing,
+                principal: (),
+            },
+        );
+        Self {
+            engine,
+            conn,
+            from_host,
+            frames_received: 0,
+        }
+    }
+
+    /// Moves frames both ways; returns whether anything moved.
+    fn pump(&mut self, host: &Host<OpenPolicy>) -> bool {
+        let mut moved = false;
+        for output in self.engine.drain_outputs().collect::<Vec<_>>() {
+            if let Output::Send { frame, .. } = output {
+                host.send(HostInput::Frame {
+                    conn: self.conn,
+                    frame,
+                });
+                moved = true;
+            }
+        }
+        while let Ok(out) = self.from_host.try_recv() {
+            if let Outbound::Frame(frame) = out {
+                self.frames_received += 1;
+                self.engine.handle(
+                    1_000,
+                    Input::Frame {
+                        conn: UPLINK,
+                        frame,
+                    },
+                );
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    fn number(&self, id: &DocumentId) -> Option<i64> {
+        self.engine
+            .document(id)?
+            .get(ROOT, "n")
+            .ok()
+            .flatten()
+            .and_then(|(v, _)| v.as_i64())
+    }
+}
+
+/// Pumps every peer until `done` holds; panics after five seconds.
+async fn pump_until(
+    host: &Host<OpenPolicy>,
+    peers: &mut [&mut Peer],
+    what: &str,
+    done: impl Fn(&[&mut Peer]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done(peers) {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        for peer in peers.iter_mut() {
+            peer.pump(host);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Pumps every peer for `period`, whatever happens.
+async fn pump_for(host: &Host<OpenPolicy>, peers: &mut [&mut Peer], period: Duration) {
+    let until = tokio::time::Instant::now() + period;
+    while tokio::time::Instant::now() < until {
+        for peer in peers.iter_mut() {
+            peer.pump(host);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn set_n(doc: &mut Automerge, n: i64) {
+    let mut tx = doc.transaction();
+    tx.put(ROOT, "n", n).unwrap();
+    tx.commit();
+}
+
+/// A host with gated storage, a writer and a reader who both hold document `n = 0`.
+async fn writer_and_reader() -> (Host<OpenPolicy>, GatedStorage, Peer, Peer, DocumentId) {
+    let storage = GatedStorage::default();
+    let mut config = EngineConfig::new(PeerId::new("node"), None);
+    config.evict_idle_after = None;
+    let (host, _task) = start(
+        config,
+        OpenPolicy,
+        storage.clone(),
+        Vec::new(),
+        Arc::new(Metrics::default()),
+    );
+    let mut writer = Peer::connect(&host, "writer", ConnectionId(10));
+    let mut reader = Peer::connect(&host, "reader", ConnectionId(11));
+    let id = DocumentId::random();
+    let mut doc = Automerge::new();
+    set_n(&mut doc, 0);
+    writer.engine.insert(1_000, id, doc).unwrap();
+    pump_until(
+        &host,
+        &mut [&mut writer, &mut reader],
+        "the node holds it",
+        |p| p[0].engine.in_sync_with_peers(&id),
+    )
+    .await;
+    reader.engine.open(1_000, id);
+    pump_until(
+        &host,
+        &mut [&mut writer, &mut reader],
+        "the reader has it",
+        |p| p[1].number(&id) == Some(0) && p[1].engine.in_sync_with_peers(&id),
+    )
+    .await;
+    (host, storage, writer, reader, id)
+}
+
+#[tokio::test]
+async fn a_change_reaches_other_peers_before_its_commit_and_is_acknowledged_after() {
+    let (host, storage, mut writer, mut reader, id) = writer_and_reader().await;
+    let commits = storage.commits();
+    storage.set_shut(true);
+    writer.engine.change(1_000, id, |d| set_n(d, 1)).unwrap();
+    let acked = writer.frames_received;
+
+    // The reader gets the change while the commit waits...
+    pump_until(&host, &mut [&mut writer, &mut reader], "the relay", |p| {
+        p[1].number(&id) == Some(1)
+    })
+    .await;
+    // ...but the writer hears nothing until the change is on disk.
+    pump_for(
+        &host,
+        &mut [&mut writer, &mut reader],
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(
+        writer.frames_received, acked,
+        "acknowledged before the commit"
+    );
+    assert!(!writer.engine.in_sync_with_peers(&id));
+    assert_eq!(storage.commits(), commits);
+
+    storage.set_shut(false);
+    pump_until(
+        &host,
+        &mut [&mut writer, &mut reader],
+        "the acknowledgement",
+        |p| p[0].engine.in_sync_with_peers(&id),
+    )
+    .await;
+    assert!(storage.commits() > commits);
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn frames_wait_behind_a_connections_held_frames() {
+    let (host, storage, mut writer, mut reader, id) = writer_and_reader().await;
+    storage.set_shut(true);
+    writer.engine.change(1_000, id, |d| set_n(d, 1)).unwrap();
+    pump_until(&host, &mut [&mut writer, &mut reader], "the relay", |p| {
+        p[1].number(&id) == Some(1)
+    })
+    .await;
+    // The reader's change would go to the writer at once, but the writer's
+    // acknowledgement is still held: it must wait behind it.
+    let before = writer.frames_received;
+    reader.engine.change(1_000, id, |d| set_n(d, 2)).unwrap();
+    pump_for(
+        &host,
+        &mut [&mut writer, &mut reader],
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(writer.frames_received, before, "overtook a held frame");
+    assert_eq!(writer.number(&id), Some(1));
+
+    storage.set_shut(false);
+    pump_until(&host, &mut [&mut writer, &mut reader], "both settle", |p| {
+        p[0].number(&id) == Some(2)
+            && p[0].engine.in_sync_with_peers(&id)
+            && p[1].engine.in_sync_with_peers(&id)
+    })
+    .await;
+    host.shutdown().await;
+}
+
+fn frames(rx: &mut mpsc::Receiver<Outbound>) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    while let Ok(out) = rx.try_recv() {
+        if let Outbound::Frame(f) = out {
+            got.push(f);
+        }
+    }
+    got
+}
+
+#[test]
+fn outlets_keep_each_connections_order_across_held_and_early_frames() {
+    let outlets = Outlets::default();
+    let (x, y) = (ConnectionId(1), ConnectionId(2));
+    let (tx_x, mut rx_x) = mpsc::channel(16);
+    let (tx_y, mut rx_y) = mpsc::channel(16);
+    outlets.open(x, tx_x);
+    outlets.open(y, tx_y);
+    let frame = |n: u8| Outbound::Frame(vec![n]);
+
+    // Job 1: x must wait for the commit, y need not.
+    let (held1, slow) = outlets.dispatch(vec![(x, frame(1)), (y, frame(2))], |c| c == x);
+    assert!(slow.is_empty());
+    assert_eq!(frames(&mut rx_y), vec![vec![2]]);
+    assert!(frames(&mut rx_x).is_empty());
+    // Job 2: nothing must wait, but x still has job 1's frame held.
+    let (held2, _) = outlets.dispatch(vec![(x, frame(3)), (y, frame(4))], |_| false);
+    assert_eq!(frames(&mut rx_y), vec![vec![4]]);
+    assert!(frames(&mut rx_x).is_empty());
+
+    assert!(outlets.release(held1).is_empty());
+    assert_eq!(frames(&mut rx_x), vec![vec![1]]);
+    // Still behind job 2.
+    let (held3, _) = outlets.dispatch(vec![(x, frame(5))], |_| false);
+    assert!(frames(&mut rx_x).is_empty());
+    outlets.release(held2);
+    assert_eq!(frames(&mut rx_x), vec![vec![3]]);
+    outlets.release(held3);
+    assert_eq!(frames(&mut rx_x), vec![vec![5]]);
+    // Nothing held any more: straight out.
+    let (held4, _) = outlets.dispatch(vec![(x, frame(6))], |_| false);
+    assert!(held4.is_empty());
+    assert_eq!(frames(&mut rx_x), vec![vec![6]]);
+}
+
+#[test]
+fn a_full_queue_marks_its_connection_too_slow() {
+    let outlets = Outlets::default();
+    let x = ConnectionId(1);
+    let (tx, _rx) = mpsc::channel(1);
+    outlets.open(x, tx);
+    let deliveries = vec![
+        (x, Outbound::Frame(vec![1])),
+        (x, Outbound::Frame(vec![2])),
+        (x, Outbound::Frame(vec![3])),
+    ];
+    let (_, slow) = outlets.dispatch(deliveries, |_| false);
+    assert_eq!(slow, vec![x]);
+}
