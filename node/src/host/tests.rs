@@ -206,19 +206,30 @@ async fn writer_and_reader() -> (Host<OpenPolicy>, GatedStorage, Peer, Peer, Doc
     (host, storage, writer, reader, id)
 }
 
+/// Shuts the storage gate, lets the writer set `n = 1`, and waits until the reader has it
+/// (which it must get while the commit waits).
+async fn change_while_the_commit_waits(
+    host: &Host<OpenPolicy>,
+    storage: &GatedStorage,
+    writer: &mut Peer,
+    reader: &mut Peer,
+    id: DocumentId,
+) {
+    storage.set_shut(true);
+    writer.engine.change(1_000, id, |d| set_n(d, 1)).unwrap();
+    pump_until(host, &mut [writer, reader], "the relay", |p| {
+        p[1].number(&id) == Some(1)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_change_reaches_other_peers_before_its_commit_and_is_acknowledged_after() {
     let (host, storage, mut writer, mut reader, id) = writer_and_reader().await;
     let commits = storage.commits();
-    storage.set_shut(true);
-    writer.engine.change(1_000, id, |d| set_n(d, 1)).unwrap();
     let acked = writer.frames_received;
-
     // The reader gets the change while the commit waits...
-    pump_until(&host, &mut [&mut writer, &mut reader], "the relay", |p| {
-        p[1].number(&id) == Some(1)
-    })
-    .await;
+    change_while_the_commit_waits(&host, &storage, &mut writer, &mut reader, id).await;
     // ...but the writer hears nothing until the change is on disk.
     pump_for(
         &host,
@@ -248,12 +259,7 @@ async fn a_change_reaches_other_peers_before_its_commit_and_is_acknowledged_afte
 #[tokio::test]
 async fn frames_wait_behind_a_connections_held_frames() {
     let (host, storage, mut writer, mut reader, id) = writer_and_reader().await;
-    storage.set_shut(true);
-    writer.engine.change(1_000, id, |d| set_n(d, 1)).unwrap();
-    pump_until(&host, &mut [&mut writer, &mut reader], "the relay", |p| {
-        p[1].number(&id) == Some(1)
-    })
-    .await;
+    change_while_the_commit_waits(&host, &storage, &mut writer, &mut reader, id).await;
     // The reader's change would go to the writer at once, but the writer's
     // acknowledgement is still held: it must wait behind it.
     let before = writer.frames_received;
