@@ -6,9 +6,9 @@
 //! transaction (a group commit: one fsync for many changes) and answers loads from inside
 //! that transaction.
 //!
-//! **Durable before acknowledged.** A frame to a connection whose own frames were handled
-//! in a batch that stores something (its author: the ack says "the node has your change")
-//! is held until that batch is committed. Frames to everyone else (relaying the change to
+//! **Durable before acknowledged.** Once a connection's frame has made the engine store
+//! something (it is that change's author; our reply says "the node has your change"),
+//! every frame to that connection from the same batch is held until the batch is committed. Frames to everyone else (relaying the change to
 //! the other peers) go out at once, without waiting for the fsync: if the node crashed
 //! before the commit, nothing is lost, because the author has the change and was not told
 //! the node keeps it, and the peers that got it resend it when they reconnect. Each
