@@ -29,7 +29,7 @@ struct Outlet {
 #[derive(Default)]
 pub(super) struct Held {
     pub deliveries: Vec<(ConnectionId, Outbound)>,
-    pub holding: Vec<ConnectionId>,
+    pub holding: HashSet<ConnectionId>,
 }
 
 impl Held {
@@ -82,17 +82,15 @@ impl Outlets {
         must_wait: impl Fn(ConnectionId) -> bool,
     ) -> (Held, Vec<ConnectionId>) {
         let mut held = Held::default();
-        let mut holding = HashSet::new();
         let mut too_slow = Vec::new();
         let mut table = self.table();
         for (conn, out) in deliveries {
             let Some(outlet) = table.get_mut(&conn) else {
                 continue;
             };
-            if holding.contains(&conn) || outlet.held > 0 || must_wait(conn) {
-                if holding.insert(conn) {
+            if held.holding.contains(&conn) || outlet.held > 0 || must_wait(conn) {
+                if held.holding.insert(conn) {
                     outlet.held += 1;
-                    held.holding.push(conn);
                 }
                 held.deliveries.push((conn, out));
             } else if let Err(mpsc::error::TrySendError::Full(_)) = outlet.tx.try_send(out) {
