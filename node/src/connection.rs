@@ -87,6 +87,44 @@ fn truncate_reason(mut reason: String) -> String {
 }
 
 /// Runs a connection until either side ends it.
+/// Frames written with one flush at most: the rest wait for the next turn of the loop, so
+/// a long queue does not keep the connection from reading.
+const FRAMES_PER_WRITE: usize = 64;
+
+/// Writes `first` and whatever else is already queued for the connection, then flushes
+/// once: frames owed at the same moment (an acknowledgement and another peer's change,
+/// say) leave in one write instead of one system call each, and reach the peer in one
+/// read. Nothing waits for company: a lone frame is flushed at once. `Err(Some(reason))`
+/// asks for a close frame, `Err(None)` means the socket failed.
+async fn write_queued<K, M>(
+    sink: &mut K,
+    first: Outbound,
+    queued: &mut mpsc::Receiver<Outbound>,
+) -> Result<(), Option<String>>
+where
+    K: Sink<M> + Unpin,
+    M: WsMessage,
+{
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(out) = next.take() {
+        match out {
+            Outbound::Frame(frame) => {
+                sink.feed(M::binary(frame)).await.map_err(|_| None)?;
+                written += 1;
+            }
+            Outbound::Close(reason) => {
+                sink.flush().await.map_err(|_| None)?;
+                return Err(Some(reason));
+            }
+        }
+        if written < FRAMES_PER_WRITE {
+            next = queued.try_recv().ok();
+        }
+    }
+    sink.flush().await.map_err(|_| None)
+}
+
 pub async fn pump<S, M, E, P>(
     socket: S,
     host: Host<P>,
@@ -124,14 +162,13 @@ pub async fn pump<S, M, E, P>(
                 None => break,
             },
             out = outbound.recv() => match out {
-                Some(Outbound::Frame(frame)) => {
-                    if sink.send(M::binary(frame)).await.is_err() {
+                Some(first) => {
+                    if let Err(end) = write_queued(&mut sink, first, &mut outbound).await {
+                        if let Some(reason) = end {
+                            let _ = sink.send(M::close(reason)).await;
+                        }
                         break;
                     }
-                }
-                Some(Outbound::Close(reason)) => {
-                    let _ = sink.send(M::close(reason)).await;
-                    break;
                 }
                 // The host dropped us (too slow, or shutting down).
                 None => {
@@ -143,4 +180,118 @@ pub async fn pump<S, M, E, P>(
     }
     let _ = sink.close().await;
     host.send(HostInput::Closed { conn });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// What a socket was asked to do, in order.
+    #[derive(Debug, PartialEq)]
+    enum Did {
+        Frame(Vec<u8>),
+        Close(String),
+        Flush,
+    }
+
+    #[derive(Debug)]
+    enum Sent {
+        Frame(Vec<u8>),
+        Close(String),
+    }
+
+    impl WsMessage for Sent {
+        fn classify(self) -> Incoming {
+            Incoming::Ignore
+        }
+        fn binary(bytes: Vec<u8>) -> Self {
+            Self::Frame(bytes)
+        }
+        fn close(reason: String) -> Self {
+            Self::Close(reason)
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Vec<Did>);
+
+    impl Sink<Sent> for Recorder {
+        type Error = std::convert::Infallible;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: Sent) -> Result<(), Self::Error> {
+            self.0.push(match item {
+                Sent::Frame(f) => Did::Frame(f),
+                Sent::Close(r) => Did::Close(r),
+            });
+            Ok(())
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            self.0.push(Did::Flush);
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_queued_together_leave_with_one_flush() {
+        let (tx, mut rx) = mpsc::channel(8);
+        for b in [2u8, 3] {
+            tx.try_send(Outbound::Frame(vec![b])).unwrap();
+        }
+        let mut sink = Recorder::default();
+        write_queued(&mut sink, Outbound::Frame(vec![1]), &mut rx)
+            .await
+            .unwrap();
+        assert_eq!(
+            sink.0,
+            [
+                Did::Frame(vec![1]),
+                Did::Frame(vec![2]),
+                Did::Frame(vec![3]),
+                Did::Flush
+            ]
+        );
+        // A lone frame does not wait for company.
+        let mut sink = Recorder::default();
+        write_queued(&mut sink, Outbound::Frame(vec![4]), &mut rx)
+            .await
+            .unwrap();
+        assert_eq!(sink.0, [Did::Frame(vec![4]), Did::Flush]);
+    }
+
+    #[tokio::test]
+    async fn a_close_sends_what_came_before_it_and_nothing_after() {
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.try_send(Outbound::Close("bye".into())).unwrap();
+        tx.try_send(Outbound::Frame(vec![9])).unwrap();
+        let mut sink = Recorder::default();
+        let end = write_queued(&mut sink, Outbound::Frame(vec![1]), &mut rx).await;
+        assert_eq!(end, Err(Some("bye".to_owned())));
+        assert_eq!(sink.0, [Did::Frame(vec![1]), Did::Flush]);
+    }
+
+    #[tokio::test]
+    async fn one_write_takes_a_bounded_number_of_frames() {
+        let (tx, mut rx) = mpsc::channel(2 * FRAMES_PER_WRITE);
+        for _ in 0..2 * FRAMES_PER_WRITE {
+            tx.try_send(Outbound::Frame(vec![0])).unwrap();
+        }
+        let mut sink = Recorder::default();
+        write_queued(&mut sink, Outbound::Frame(vec![0]), &mut rx)
+            .await
+            .unwrap();
+        let frames = sink.0.iter().filter(|d| matches!(d, Did::Frame(_))).count();
+        assert_eq!(frames, FRAMES_PER_WRITE);
+        assert_eq!(sink.0.last(), Some(&Did::Flush));
+    }
 }
