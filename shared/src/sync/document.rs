@@ -53,6 +53,9 @@ pub(crate) struct Document {
     pub snapshot_bytes: usize,
     pub incremental_bytes: usize,
     pub incremental_chunks: usize,
+    /// The increments have outgrown the snapshot: replace them with a new one at the next
+    /// tick (a snapshot re-encodes the whole document, which must not delay a relay).
+    pub compact_due: bool,
     /// Sync states saved for peers (by their storage id), for when they reconnect.
     pub saved_sync_states: BTreeMap<StorageId, Vec<u8>>,
     pub last_used: Millis,
@@ -72,6 +75,7 @@ impl Document {
             snapshot_bytes: 0,
             incremental_bytes: 0,
             incremental_chunks: 0,
+            compact_due: false,
             saved_sync_states: BTreeMap::new(),
             last_used: now,
             pinned: false,
@@ -111,9 +115,10 @@ impl Document {
         matches!(self.status, Status::Loading { .. })
     }
 
-    /// The write that brings storage up to date with memory, if any: an incremental chunk,
-    /// or a snapshot replacing everything once the increments outgrow the last snapshot
-    /// (so each byte is rewritten a bounded number of times, not after every few edits).
+    /// The write that brings storage up to date with memory, if any: an incremental chunk
+    /// (or the first snapshot). Once the increments outgrow the last snapshot, the document
+    /// is marked for [`Self::compact`], so each byte is rewritten a bounded number of times,
+    /// not after every few edits.
     pub fn persist(&mut self, id: DocumentId, config: &EngineConfig) -> Option<StoreOp> {
         let heads = self.doc.get_heads();
         if heads == self.saved_heads || heads.is_empty() {
@@ -121,18 +126,14 @@ impl Document {
         }
         let op = if self.persisted {
             let chunk = self.doc.save_after(&self.saved_heads);
-            let incremental = self.incremental_bytes + chunk.len();
-            let compact = incremental > self.snapshot_bytes.max(config.compact_min_bytes)
-                || self.incremental_chunks + 1 > config.compact_after_chunks;
-            if compact {
-                self.snapshot(id)
-            } else {
-                self.incremental_bytes = incremental;
-                self.incremental_chunks += 1;
-                StoreOp::AppendChanges {
-                    document: id,
-                    chunk,
-                }
+            self.incremental_bytes += chunk.len();
+            self.incremental_chunks += 1;
+            self.compact_due = self.incremental_bytes
+                > self.snapshot_bytes.max(config.compact_min_bytes)
+                || self.incremental_chunks > config.compact_after_chunks;
+            StoreOp::AppendChanges {
+                document: id,
+                chunk,
             }
         } else {
             self.snapshot(id)
@@ -142,11 +143,24 @@ impl Document {
         Some(op)
     }
 
+    /// The snapshot that replaces everything stored, when the increments are due for it.
+    /// It holds everything in memory, so it also covers anything not yet persisted.
+    pub fn compact(&mut self, id: DocumentId) -> Option<StoreOp> {
+        if !self.compact_due || !self.has_content() {
+            return None;
+        }
+        let op = self.snapshot(id);
+        self.persisted = true;
+        self.saved_heads = self.doc.get_heads();
+        Some(op)
+    }
+
     fn snapshot(&mut self, id: DocumentId) -> StoreOp {
         let snapshot = self.doc.save();
         self.snapshot_bytes = snapshot.len();
         self.incremental_bytes = 0;
         self.incremental_chunks = 0;
+        self.compact_due = false;
         StoreOp::ReplaceWithSnapshot {
             document: id,
             snapshot,

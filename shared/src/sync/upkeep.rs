@@ -1,6 +1,7 @@
 //! Timers and memory: handshakes that never finish, requests nobody answers, bulk-sync items
-//! that stall, ephemeral sessions long gone, and documents nobody has touched for a while
-//! (dropped from memory; storage keeps them and they load again on demand).
+//! that stall, ephemeral sessions long gone, stored increments due for a snapshot, and
+//! documents nobody has touched for a while (dropped from memory; storage keeps them and
+//! they load again on demand).
 
 use crate::DocumentId;
 
@@ -27,8 +28,30 @@ where
         self.expire_requests();
         self.expire_bulk_items();
         self.forget_old_ephemeral_sessions();
+        self.compact_documents();
         self.evict_idle_documents();
         self.enforce_document_budget();
+    }
+
+    /// Replaces the stored increments of documents that outgrew their snapshot (marked by
+    /// `persist`) with one snapshot each. Done here, once a second, rather than when the
+    /// change that tipped the balance arrived: encoding a whole document took ~0.4 ms for
+    /// 400 changes, on the path of a change everyone was waiting for.
+    fn compact_documents(&mut self) {
+        let due: Vec<DocumentId> = self
+            .documents
+            .iter()
+            .filter(|(_, d)| d.compact_due)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(op) = self.documents.get_mut(&id).and_then(|d| d.compact(id)) else {
+                continue;
+            };
+            self.stored.insert(id);
+            self.stats.writes += 1;
+            self.outputs.push_back(super::output::Output::Store(op));
+        }
     }
 
     fn evict_idle_documents(&mut self) {

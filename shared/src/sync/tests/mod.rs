@@ -367,8 +367,22 @@ fn compaction_replaces_increments_with_a_snapshot() {
     for i in 0..25 {
         sim.write(node, id(1), "text", &format!("edit {i}"));
     }
+    // Each change is stored as it comes (a snapshot would hold up its relay) ...
+    assert_eq!(sim.replicas[node].storage.chunks[&id(1)].len(), 25);
+    // ... and the next tick replaces the increments with one snapshot.
+    sim.advance(1_000);
     let chunks = &sim.replicas[node].storage.chunks[&id(1)];
-    assert!(chunks.len() <= 11, "{} chunks", chunks.len());
+    assert_eq!(chunks.len(), 1);
+    for i in 25..30 {
+        sim.write(node, id(1), "text", &format!("edit {i}"));
+    }
+    sim.advance(1_000);
+    let chunks = &sim.replicas[node].storage.chunks[&id(1)];
+    assert_eq!(
+        chunks.len(),
+        6,
+        "five increments are not due for a snapshot yet"
+    );
     // What is stored loads to the same document.
     let mut bytes = Vec::new();
     for c in chunks {
