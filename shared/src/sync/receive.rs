@@ -17,7 +17,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use automerge::sync::{Capability, Have, Message, MessageFlags, State};
-use automerge::{Automerge, AutomergeError, ChangeHash};
+use automerge::{Automerge, AutomergeError, ChangeHash, ReadDoc};
 
 /// Apply `message` from a peer to `doc` and update that peer's sync `state`: the same
 /// result as automerge's `SyncDoc::receive_sync_message`.
@@ -166,7 +166,18 @@ fn summary_covers(doc: &Automerge, heads: &[ChangeHash], have: &Have) -> bool {
     true
 }
 
+/// Whether the document holds the change. `get_missing_deps` is a hash lookup, where
+/// `get_change_meta_by_hash` builds the change's whole metadata (a fifth of the node's time
+/// taking in 99 acknowledgements). It also lists what queued changes lack, so when the
+/// answer is not clear from it (something is queued) the metadata decides.
 fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
+    let missing = doc.get_missing_deps(std::slice::from_ref(hash));
+    if missing.is_empty() {
+        return true;
+    }
+    if missing.contains(hash) {
+        return false;
+    }
     doc.get_change_meta_by_hash(hash).is_some()
 }
 

@@ -257,3 +257,30 @@ fn a_summary_missing_the_writers_next_change_is_not_covered() {
         .generate_sync_message(&mut state.clone())
         .is_some());
 }
+
+#[test]
+fn a_queued_change_is_not_held_and_does_not_hide_the_ones_that_are() {
+    let mut writer = Automerge::new();
+    let mut changes = Vec::new();
+    for i in 0..3 {
+        let mut tx = writer.transaction();
+        tx.put(ROOT, "n", i).unwrap();
+        tx.commit();
+        changes.push(writer.get_last_local_change().unwrap().clone());
+    }
+    let mut doc = Automerge::new();
+    doc.apply_changes([changes[0].clone()]).unwrap();
+    // The third change arrives before the second: automerge queues it.
+    doc.apply_changes([changes[2].clone()]).unwrap();
+    assert!(super::has_change(&doc, &changes[0].hash()));
+    assert!(
+        !super::has_change(&doc, &changes[1].hash()),
+        "never received"
+    );
+    assert!(
+        !super::has_change(&doc, &changes[2].hash()),
+        "queued, not applied"
+    );
+    doc.apply_changes([changes[1].clone()]).unwrap();
+    assert!(changes.iter().all(|c| super::has_change(&doc, &c.hash())));
+}
