@@ -218,10 +218,22 @@ async fn suite(
             record(
                 &mut result,
                 name,
-                workloads::throughput(&server.url, sizes.writers, docs, sizes.throughput_secs),
+                workloads::throughput(
+                    &server.url,
+                    server.pid(),
+                    sizes.writers,
+                    docs,
+                    sizes.throughput_secs,
+                ),
                 |r, v| {
                     r.add(&format!("changes_per_s_{suffix}"), v.changes_per_s);
                     r.add(&format!("delivered_pct_{suffix}"), v.delivered * 100.0);
+                    if let Some(us) = v.server_cpu_us {
+                        r.add(&format!("server_cpu_us_{suffix}"), us);
+                    }
+                    if let Some(us) = v.clients_cpu_us {
+                        r.add(&format!("clients_cpu_us_{suffix}"), us);
+                    }
                 },
             )
             .await;

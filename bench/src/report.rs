@@ -87,6 +87,30 @@ const FIGURES: &[Figure] = &[
         decimals: 1,
     },
     Figure {
+        key: "server_cpu_us_1doc",
+        label: "server CPU per relayed change, 1 document (µs)",
+        lower_is_better: true,
+        decimals: 0,
+    },
+    Figure {
+        key: "server_cpu_us_100docs",
+        label: "server CPU per relayed change, 100 documents (µs)",
+        lower_is_better: true,
+        decimals: 0,
+    },
+    Figure {
+        key: "clients_cpu_us_1doc",
+        label: "load clients' CPU per relayed change, 1 document (µs)",
+        lower_is_better: true,
+        decimals: 0,
+    },
+    Figure {
+        key: "clients_cpu_us_100docs",
+        label: "load clients' CPU per relayed change, 100 documents (µs)",
+        lower_is_better: true,
+        decimals: 0,
+    },
+    Figure {
         key: "create_docs_s",
         label: "create and sync documents (s)",
         lower_is_better: true,

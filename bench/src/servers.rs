@@ -168,6 +168,18 @@ pub fn rss_of(pid: u32) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
+/// CPU time (user + system, all threads) a process has used so far, in seconds; `None`
+/// once it has gone. Linux reports it in clock ticks of 1/100 s (USER_HZ).
+pub fn cpu_secs_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
+}
+
 /// A samod repo with filesystem storage, serving WebSockets on 127.0.0.1 (what
 /// `ibis-bench samod-server DIR` runs). Prints `{"port": N}`; stops when stdin closes.
 pub async fn run_samod_server(dir: &Path) -> anyhow::Result<()> {

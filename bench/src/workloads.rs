@@ -12,6 +12,7 @@ use ibis_shared::DocumentId;
 use tokio::sync::mpsc;
 
 use crate::driver::{Conn, Event};
+use crate::servers::cpu_secs_of;
 
 /// Sizes for one run of the suite.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -160,8 +161,8 @@ pub async fn push_docs(
     Ok(ids)
 }
 
-/// 100 clients on one document, one change at a time: time until every other client has
-/// received each change.
+/// 100 clients on one document, one change at a time: time from the writer's frame
+/// leaving it until every other client has received the change.
 ///
 /// The readers share the benchmark's process and its two cores with the server. Were each
 /// to apply a change as it arrives, the last reader's arrival time would include 98 other
@@ -230,12 +231,14 @@ pub async fn fanout(
     }
     let mut latencies = Vec::new();
     for k in 1..=changes as i64 {
-        let started = Instant::now();
+        // The clock starts once the change is on the writer's socket: what the writer's
+        // own automerge spent making it is the same whichever server it goes to.
         writer
             .change(id, |tx| {
                 let _ = tx.put(ROOT, "n", k);
             })
             .await?;
+        let started = Instant::now();
         let deadline = started + WAIT;
         let mut have: HashSet<usize> = HashSet::new();
         let mut last = started;
@@ -284,13 +287,21 @@ pub struct Throughput {
     pub changes_per_s: f64,
     /// The share of the changes written that reached the observer.
     pub delivered: f64,
+    /// The server's CPU time per change the observer received, in µs (what the relaying
+    /// cost the server, whatever bounded the rate).
+    pub server_cpu_us: Option<f64>,
+    /// The same for this process: the writers and the observer together.
+    pub clients_cpu_us: Option<f64>,
 }
 
 /// Writers changing documents as fast as they can for `secs`; an observer must receive
-/// every one of those changes. Rate = changes written / time until the observer has
-/// them all (so a server that queues instead of relaying is not flattered).
+/// every one of those changes. Rate = changes the observer received / time until the last
+/// of them arrived (so a server that queues instead of relaying is not flattered). A server
+/// that loses changes, or is still behind a minute after the writers stopped, is measured
+/// as far as it got, with the share of the changes it delivered.
 pub async fn throughput(
     url: &str,
+    server_pid: Option<u32>,
     writers: usize,
     docs: usize,
     secs: u64,
@@ -368,6 +379,13 @@ pub async fn throughput(
         .await
         .context("the writers did not all get the documents")?;
     let started = Instant::now();
+    let cpu = || {
+        (
+            server_pid.and_then(cpu_secs_of),
+            cpu_secs_of(std::process::id()),
+        )
+    };
+    let cpu_at_start = cpu();
     let deadline = started + Duration::from_secs(secs) + WAIT;
     let mut written = 0;
     let mut finished = 0;
@@ -377,9 +395,21 @@ pub async fn throughput(
     let result = loop {
         let received = count(&observer) - before;
         let quiet = finished == writers && last_arrival.elapsed() > Duration::from_secs(5);
-        if finished == writers && (received >= written || quiet) {
+        // A server still catching up when time runs out is measured as far as it got:
+        // the rate up to its last delivery and the share delivered by then.
+        let out_of_time = Instant::now() >= deadline;
+        if finished == writers && out_of_time && received < written {
+            eprintln!("      the observer had {received} of {written} changes when time ran out");
+        }
+        if finished == writers && (received >= written || quiet || out_of_time) {
             let secs = (last_arrival - started).as_secs_f64().max(1e-3);
+            let cpu_at_end = cpu();
+            let per_change = |start: Option<f64>, end: Option<f64>| {
+                Some((end? - start?) * 1e6 / received.max(1) as f64)
+            };
             break Ok(Throughput {
+                server_cpu_us: per_change(cpu_at_start.0, cpu_at_end.0),
+                clients_cpu_us: per_change(cpu_at_start.1, cpu_at_end.1),
                 changes_per_s: received as f64 / secs,
                 delivered: if written == 0 {
                     1.0
@@ -388,10 +418,10 @@ pub async fn throughput(
                 },
             });
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if out_of_time {
             break Err(anyhow::anyhow!(
-                "the observer received {received} of {written} changes in time"
+                "{} of {writers} writers finished in time",
+                finished
             ));
         }
         tokio::select! {
@@ -412,6 +442,13 @@ pub async fn throughput(
     for t in tasks {
         t.abort();
     }
+    // How the server packed what the observer got: one change per message is a server that
+    // relays each change at once; many per message, one that holds changes back and batches.
+    eprintln!(
+        "      the observer got {} changes in {} frames",
+        count(&observer) - before,
+        observer.frames_in
+    );
     observer.close().await;
     result
 }
