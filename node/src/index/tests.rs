@@ -188,3 +188,74 @@ fn the_index_is_rebuilt_from_storage() {
         "only once per version"
     );
 }
+
+/// Each practice's text row sits at its practice row's rowid, one for one.
+fn text_rows_follow_practice_rows(index: &PracticeIndex) {
+    index
+        .with(|c| {
+            let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+            let stray = count(
+                "SELECT count(*) FROM practice_text t LEFT JOIN practice_index p ON p.id = t.id
+                 WHERE p.rowid IS NOT t.rowid",
+            )?;
+            assert_eq!(stray, 0, "text rows off their practice's rowid");
+            assert_eq!(
+                count("SELECT count(*) FROM practice_text")?,
+                count("SELECT count(*) FROM practice_index")?
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn re_indexing_a_practice_replaces_its_text_and_no_one_elses() {
+    let (_dir, _store, index, ids) = setup();
+    // Re-index them out of order, twice, so rowids no longer follow the first insertion.
+    for round in 0..2 {
+        for i in [2, 0, 3, 1] {
+            let title = match (i, round) {
+                (2, 1) => "Shelter first",
+                (2, _) => "Housing first",
+                (0, _) => "Guichets d'accueil",
+                (1, _) => "Éducation des adultes",
+                _ => "Unpublished idea",
+            };
+            let state = if i == 3 { "draft" } else { "published" };
+            let doc = practice(title, "Lyon", "FR", &["housing"], state);
+            index.upsert(&[IndexEntry::of(ids[i], &doc).unwrap()]).unwrap();
+        }
+    }
+    text_rows_follow_practice_rows(&index);
+    assert_eq!(index.search(&query("housing first", &[])).unwrap().total, 0);
+    assert_eq!(index.search(&query("shelter", &[])).unwrap().total, 1);
+    assert_eq!(index.search(&query("guichets", &[])).unwrap().total, 1);
+    assert_eq!(index.search(&query("adultes", &[])).unwrap().total, 1);
+    index.remove(&ids[0]).unwrap();
+    assert_eq!(index.search(&query("guichets", &[])).unwrap().total, 0);
+    assert_eq!(index.search(&query("shelter", &[])).unwrap().total, 1);
+    text_rows_follow_practice_rows(&index);
+}
+
+#[test]
+fn an_index_laid_out_by_version_1_is_rebuilt_from_scratch() {
+    let (dir, _store, index, _) = setup();
+    // Version 1 let FTS5 number its text rows: move them off the practice rows' rowids.
+    index
+        .with(|c| {
+            c.execute_batch(
+                "CREATE TEMP TABLE old AS SELECT rowid + 100 AS r, id, title, body FROM practice_text;
+                 DELETE FROM practice_text;
+                 INSERT INTO practice_text (rowid, id, title, body) SELECT r, id, title, body FROM old;
+                 INSERT INTO meta (key, value) VALUES ('practice_index_version', '1')
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    drop(index);
+    let index = PracticeIndex::open(dir.path()).unwrap();
+    assert_eq!(index.rebuild_if_stale().unwrap(), 4);
+    text_rows_follow_practice_rows(&index);
+    assert_eq!(index.search(&query("housing", &[])).unwrap().total, 1);
+}
