@@ -223,7 +223,9 @@ fn re_indexing_a_practice_replaces_its_text_and_no_one_elses() {
             };
             let state = if i == 3 { "draft" } else { "published" };
             let doc = practice(title, "Lyon", "FR", &["housing"], state);
-            index.upsert(&[IndexEntry::of(ids[i], &doc).unwrap()]).unwrap();
+            index
+                .upsert(&[IndexEntry::of(ids[i], &doc).unwrap()])
+                .unwrap();
         }
     }
     text_rows_follow_practice_rows(&index);
