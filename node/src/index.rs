@@ -334,14 +334,17 @@ impl PracticeIndex {
         if version.as_deref() == Some(INDEX_VERSION) {
             return Ok(0);
         }
-        // From scratch: rows an older version wrote may not follow this one's layout.
+        // Text rows an older version left off their practice's rowid would be missed (or
+        // another practice's deleted) by `remove_rows`: drop them first, in one statement.
+        // Everything else keeps answering searches while the rebuild (in the background,
+        // the node already serving) goes through every document.
         self.with(|c| {
-            c.execute_batch(
-                "BEGIN;
-                 DELETE FROM practice_index;
-                 DELETE FROM practice_facets;
-                 DELETE FROM practice_text;
-                 COMMIT;",
+            c.execute(
+                "DELETE FROM practice_text WHERE rowid IN (
+                     SELECT t.rowid FROM practice_text t
+                     LEFT JOIN practice_index p ON p.id = t.id
+                     WHERE p.rowid IS NOT t.rowid)",
+                [],
             )?;
             Ok(())
         })?;

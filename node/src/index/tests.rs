@@ -240,7 +240,7 @@ fn re_indexing_a_practice_replaces_its_text_and_no_one_elses() {
 }
 
 #[test]
-fn an_index_laid_out_by_version_1_is_rebuilt_from_scratch() {
+fn an_index_laid_out_by_version_1_is_relaid_by_the_rebuild() {
     let (dir, _store, index, _) = setup();
     // Version 1 let FTS5 number its text rows: move them off the practice rows' rowids.
     index
