@@ -17,7 +17,7 @@ use ibis_shared::model::review::ReviewState;
 use ibis_shared::model::{kind_of, DocumentKind, Practice};
 use ibis_shared::sync::{Notification, Policy};
 use ibis_shared::DocumentId;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::host::Host;
 use crate::store::DATABASE_FILE;
@@ -151,7 +151,7 @@ impl PracticeIndex {
 
     pub fn upsert(&self, entries: &[IndexEntry]) -> Result<(), IndexError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = write_transaction(c)?;
             for e in entries {
                 let id = e.id.to_string();
                 remove_rows(&tx, &id)?;
@@ -195,7 +195,7 @@ impl PracticeIndex {
 
     pub fn remove(&self, id: &DocumentId) -> Result<(), IndexError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = write_transaction(c)?;
             remove_rows(&tx, &id.to_string())?;
             tx.commit()?;
             Ok(())
@@ -388,6 +388,15 @@ impl PracticeIndex {
     }
 }
 
+/// A transaction that takes the write lock first. The index shares its database with
+/// the store: a deferred one that read (a rowid) before writing would fail at once, with
+/// "database is locked", whenever another connection committed in between, because
+/// SQLite cannot carry a reader's snapshot forward into a write. Taking the lock up
+/// front waits for the other writer instead (`busy_timeout`).
+fn write_transaction(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, IndexError> {
+    Ok(c.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
 fn remove_rows(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<(), IndexError> {
     // The text row is found by the rowid it shares with the practice's row: FTS5 looks a
     // rowid up, but a condition on its unindexed `id` column reads the whole table. That
@@ -460,17 +469,22 @@ fn where_clause(q: &Query) -> (String, Vec<String>) {
 /// Keeps the index following the documents: collects the ids of changed documents from
 /// the engine's notifications and, a quarter second later, indexes those that are
 /// practices. If notifications were missed (the engine outran us), everything loaded is
-/// reindexed.
+/// reindexed. A batch the index could not take stays due and is tried again, less often
+/// while failures go on (up to once a minute): nothing changed is left out of search.
 pub fn spawn_indexer<P>(host: Host<P>, index: Arc<PracticeIndex>) -> tokio::task::JoinHandle<()>
 where
     P: Policy + Send + 'static,
     P::Principal: PartialEq + Send,
 {
+    const TICK: Duration = Duration::from_millis(250);
+    const MOST_TICKS_BETWEEN_RETRIES: u32 = 240;
     tokio::spawn(async move {
         let mut events = host.subscribe();
         let mut dirty: BTreeSet<DocumentId> = BTreeSet::new();
         let mut everything = false;
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(TICK);
+        let mut failures: u32 = 0;
+        let mut ticks_to_wait: u32 = 0;
         loop {
             tokio::select! {
                 event = events.recv() => match event {
@@ -486,14 +500,19 @@ where
                     if dirty.is_empty() && !everything {
                         continue;
                     }
+                    if ticks_to_wait > 0 {
+                        ticks_to_wait -= 1;
+                        continue;
+                    }
                     let ids = std::mem::take(&mut dirty);
                     let all = std::mem::take(&mut everything);
+                    let wanted = ids.clone();
                     let entries = host
                         .run(move |engine, _| {
                             let ids: Vec<DocumentId> = if all {
                                 engine.known_documents().collect()
                             } else {
-                                ids.into_iter().collect()
+                                wanted.into_iter().collect()
                             };
                             ids.into_iter()
                                 .filter_map(|id| engine.document(&id).and_then(|d| IndexEntry::of(id, d)))
@@ -505,9 +524,27 @@ where
                         continue;
                     }
                     let index = index.clone();
-                    let outcome = tokio::task::spawn_blocking(move || index.upsert(&entries)).await;
-                    if let Ok(Err(e)) = outcome {
-                        tracing::error!(error = %e, "cannot update the practice index");
+                    let error = match tokio::task::spawn_blocking(move || index.upsert(&entries)).await {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(e) => Some(format!("the indexing task failed: {e}")),
+                    };
+                    match error {
+                        None => failures = 0,
+                        Some(error) => {
+                            dirty.extend(ids);
+                            everything |= all;
+                            failures = failures.saturating_add(1);
+                            ticks_to_wait = 2u32
+                                .saturating_pow(failures.min(8))
+                                .min(MOST_TICKS_BETWEEN_RETRIES);
+                            tracing::error!(
+                                %error,
+                                documents = dirty.len(),
+                                retry_in_ms = u64::from(ticks_to_wait) * TICK.as_millis() as u64,
+                                "cannot update the practice index; will try again"
+                            );
+                        }
                     }
                 }
             }
