@@ -278,8 +278,12 @@ async fn suite(
     let server = Server::start(kind, paths).await?;
     let url = server.url.clone();
     let pid = server.pid().context("the server exited")?;
+    let started = std::time::Instant::now();
     let ids = match workloads::populate(&url, sizes.idle_docs).await {
-        Ok(ids) => ids,
+        Ok(ids) => {
+            eprintln!("    populated in {:.1} s", started.elapsed().as_secs_f64());
+            ids
+        }
         Err(e) => {
             result.errors.push(format!("populate: {e:#}"));
             server.stop().await;
