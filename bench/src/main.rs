@@ -301,7 +301,11 @@ async fn suite(
                 result.add("full_sync_mb", mb(bytes));
                 result.add("full_sync_peak_rss_mb", mb(peak));
             }
-            Err(e) => result.errors.push(format!("full sync: {e:#}")),
+            Err(e) => {
+                // Another run would fail the same way, only later.
+                result.errors.push(format!("full sync: {e:#}"));
+                break;
+            }
         }
     }
     eprintln!("  {} idle for {} s", kind.name(), sizes.idle_secs);

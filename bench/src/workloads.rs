@@ -478,6 +478,9 @@ pub async fn populate(url: &str, n: usize) -> anyhow::Result<Vec<DocumentId>> {
     Ok(ids)
 }
 
+/// A full sync that takes longer than this is reported as unfinished, with how far it got.
+const FULL_SYNC_LIMIT: Duration = Duration::from_secs(120);
+
 /// A fresh client fetches every listed document, 64 in flight: (seconds, bytes).
 pub async fn full_sync(url: &str, ids: &[DocumentId]) -> anyhow::Result<(f64, u64)> {
     let started = Instant::now();
@@ -486,6 +489,13 @@ pub async fn full_sync(url: &str, ids: &[DocumentId]) -> anyhow::Result<(f64, u6
     let mut pending: HashSet<DocumentId> = HashSet::new();
     let mut done = 0;
     while done < ids.len() {
+        if started.elapsed() > FULL_SYNC_LIMIT {
+            bail!(
+                "unfinished: {done} of {} documents in {} s",
+                ids.len(),
+                FULL_SYNC_LIMIT.as_secs()
+            );
+        }
         while pending.len() < 64 && next < ids.len() {
             let id = ids[next];
             next += 1;
