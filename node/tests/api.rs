@@ -38,6 +38,49 @@ fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// An editor of the node's organization retitles a practice over sync.
+async fn retitle(
+    client: &Client,
+    doc_id: DocumentId,
+    organization: &str,
+    from: &str,
+    to: &str,
+    at: i64,
+) {
+    let editor = Author {
+        name: "Amy".into(),
+        organization: organization.to_owned(),
+        role: Role::Editor,
+    };
+    let edit = PracticeEdit::Text {
+        field: TextField::Title,
+        translation: None,
+        base: from.into(),
+        new: to.into(),
+    };
+    client
+        .change(doc_id, move |doc| apply_edit(doc, &edit, &editor, at))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// How many published practices a search for `q` finds, once it finds `want` (or after
+/// ten seconds).
+async fn total_when(addr: std::net::SocketAddr, q: &str, want: u64) -> u64 {
+    let mut found = 0;
+    for _ in 0..200 {
+        found = json(&get(addr, &format!("/api/practices?q={q}"), None).await.1)["total"]
+            .as_u64()
+            .unwrap();
+        if found == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    found
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_export_feed_and_live_updates() {
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -126,77 +169,27 @@ async fn search_export_feed_and_live_updates() {
         .unwrap();
         let doc_id = DocumentId::parse(id.trim_start_matches("automerge:")).unwrap();
         client.open(doc_id, WAIT).await.unwrap();
-        let editor = Author {
-            name: "Amy".into(),
-            organization: node.info().organization_id.clone(),
-            role: Role::Editor,
-        };
-        client
-            .change(doc_id, move |doc| {
-                apply_edit(
-                    doc,
-                    &PracticeEdit::Text {
-                        field: TextField::Title,
-                        translation: None,
-                        base: "Welcome desks".into(),
-                        new: "Welcome desks in twelve languages".into(),
-                    },
-                    &editor,
-                    5,
-                )
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        let mut found = 0;
-        for _ in 0..100 {
-            found = json(&get(addr, "/api/practices?q=twelve", None).await.1)["total"].as_u64().unwrap();
-            if found == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(found, 1, "the edit reached the index");
+        let organization = node.info().organization_id.clone();
+        retitle(&client, doc_id, &organization, "Welcome desks", "Welcome desks in twelve languages", 5).await;
+        assert_eq!(total_when(addr, "twelve", 1).await, 1, "the edit reached the index");
 
         // An edit the index cannot take at first (a table gone missing for a moment) is
         // indexed when it can: the indexer keeps the batch and tries again.
         let database = rusqlite::Connection::open(dir.path().join(ibis_node::store::DATABASE_FILE)).unwrap();
         database.busy_timeout(Duration::from_secs(10)).unwrap();
         database.execute_batch("ALTER TABLE practice_facets RENAME TO practice_facets_aside").unwrap();
-        let editor = Author {
-            name: "Amy".into(),
-            organization: node.info().organization_id.clone(),
-            role: Role::Editor,
-        };
-        client
-            .change(doc_id, move |doc| {
-                apply_edit(
-                    doc,
-                    &PracticeEdit::Text {
-                        field: TextField::Title,
-                        translation: None,
-                        base: "Welcome desks in twelve languages".into(),
-                        new: "Welcome desks in fourteen languages".into(),
-                    },
-                    &editor,
-                    6,
-                )
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        retitle(
+            &client,
+            doc_id,
+            &organization,
+            "Welcome desks in twelve languages",
+            "Welcome desks in fourteen languages",
+            6,
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        let search = |q: &'static str| async move {
-            json(&get(addr, &format!("/api/practices?q={q}"), None).await.1)["total"].as_u64()
-        };
         database.execute_batch("ALTER TABLE practice_facets_aside RENAME TO practice_facets").unwrap();
-        for _ in 0..200 {
-            found = search("fourteen").await.unwrap();
-            if found == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let found = total_when(addr, "fourteen", 1).await;
         assert_eq!(found, 1, "the edit reached the index once it could take it");
         client.close().await;
         node.shutdown().await.unwrap();
