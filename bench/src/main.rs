@@ -281,7 +281,9 @@ async fn suite(
     let started = std::time::Instant::now();
     let ids = match workloads::populate(&url, sizes.idle_docs).await {
         Ok(ids) => {
-            eprintln!("    populated in {:.1} s", started.elapsed().as_secs_f64());
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("    populated in {secs:.1} s");
+            result.add("populate_s", secs);
             ids
         }
         Err(e) => {

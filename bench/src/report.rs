@@ -117,6 +117,12 @@ const FIGURES: &[Figure] = &[
         decimals: 2,
     },
     Figure {
+        key: "populate_s",
+        label: "one client syncs the practices held idle to the server (s)",
+        lower_is_better: true,
+        decimals: 1,
+    },
+    Figure {
         key: "idle_rss_mb",
         label: "idle RSS after syncing practices (MB)",
         lower_is_better: true,
