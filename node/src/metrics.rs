@@ -25,6 +25,7 @@ pub struct Metrics {
     pub changes_rejected: AtomicU64,
     pub protocol_violations: AtomicU64,
     pub documents_evicted: AtomicU64,
+    pub snapshots_served: AtomicU64,
     pub connections_refused: AtomicU64,
     pub storage_failures: AtomicU64,
     pub commits: AtomicU64,
@@ -51,6 +52,7 @@ impl Default for Metrics {
             changes_rejected: AtomicU64::new(0),
             protocol_violations: AtomicU64::new(0),
             documents_evicted: AtomicU64::new(0),
+            snapshots_served: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             storage_failures: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -83,6 +85,7 @@ impl Metrics {
         set(&self.changes_rejected, s.changes_rejected);
         set(&self.protocol_violations, s.protocol_violations);
         set(&self.documents_evicted, s.documents_evicted);
+        set(&self.snapshots_served, s.snapshots_served);
     }
 
     pub fn observe_commit(&self, took: Duration, writes: usize) {
@@ -149,6 +152,12 @@ impl Metrics {
             "counter",
             "Idle documents dropped from memory",
             g(&self.documents_evicted),
+        );
+        metric(
+            "ibis_snapshots_served_total",
+            "counter",
+            "Peers with nothing of a document answered from its stored snapshot, unloaded",
+            g(&self.snapshots_served),
         );
         metric(
             "ibis_frames_in_total",

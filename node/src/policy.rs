@@ -223,6 +223,12 @@ impl Policy for NodePolicy {
         }
     }
 
+    fn may_read_any(&self, principal: &Principal, _id: &DocumentId) -> bool {
+        // Members read everything, the workspace included (see `may_read`); everyone else
+        // sees a practice only once it is public, which takes its content to tell.
+        principal.is_member()
+    }
+
     fn needs_write_check(&self, _: &Principal, _: &DocumentId) -> bool {
         true
     }

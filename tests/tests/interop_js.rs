@@ -218,3 +218,66 @@ async fn an_ibis_node_syncs_through_a_js_server_it_dials() {
     .await
     .expect("finishes in time");
 }
+
+/// A JS client with nothing of a stored document is answered straight from the node's
+/// snapshot (`sync::fresh`, no load): automerge-repo takes that answer, acknowledges it, and
+/// its later change is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_client_takes_a_document_served_from_the_stored_snapshot() {
+    if !js_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut fed = Federation::start(&["IOM"], true).await.expect("federation");
+        let node = fed.nodes[0].sync_url();
+        let mut created = JsPeer::spawn(
+            "client.mjs",
+            &[&node, "create", r#"{"title":"Welcome desks","n":1}"#],
+        )
+        .expect("spawn");
+        let url = created.next().await.expect("created")["url"]
+            .as_str()
+            .expect("url")
+            .to_owned();
+        created.finish().await.expect("create finished");
+
+        // Restarted, the node holds the document only in storage, as one snapshot.
+        fed.stop(0).await.expect("stop");
+        fed.restart(0).await.expect("restart");
+        let mut found = JsPeer::spawn("client.mjs", &[&node, "find", &url]).expect("spawn");
+        let doc = found.next().await.expect("found");
+        assert_eq!(doc["doc"]["title"], "Welcome desks");
+        assert_eq!(doc["doc"]["n"], 1);
+        let metrics = fed.nodes[0].metrics();
+        ibis_tests::eventually(WAIT, "the snapshot to be served unloaded", || async {
+            (metrics
+                .snapshots_served
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 1)
+                .then_some(())
+        })
+        .await
+        .expect("served from the snapshot");
+
+        // A JS change through the node is kept: a fresh ibis client reads it.
+        let mut change =
+            JsPeer::spawn("client.mjs", &[&node, "change", &url, r#"{"n":2}"#]).expect("spawn");
+        change.next().await.expect("changed");
+        let ibis = Client::connect(&node, ClientOptions::default(), WAIT)
+            .await
+            .expect("connect");
+        let doc = ibis.open(id_of(&url), WAIT).await.expect("open");
+        assert_eq!(
+            doc.get(ROOT, "n")
+                .ok()
+                .flatten()
+                .map(|(v, _)| v.to_string()),
+            Some("2".into())
+        );
+        assert_eq!(string(&doc, "title").as_deref(), Some("Welcome desks"));
+        ibis.close().await;
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}

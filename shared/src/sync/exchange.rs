@@ -35,6 +35,9 @@ where
                 return;
             }
         };
+        if self.take_snapshot_ack(conn, id, &message) {
+            return;
+        }
         if self.ensure_document(id) {
             if let Some(Status::Loading { pending }) =
                 self.documents.get_mut(&id).map(|d| &mut d.status)

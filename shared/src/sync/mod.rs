@@ -14,6 +14,8 @@
 //! - [`policy`]: who may read and write what (the host's rules).
 //! - `handshake`: `join` / `peer`.
 //! - `exchange`: `sync` / `request`, applying changes, fanning them out, persisting them.
+//! - `fresh`: answering a peer that has nothing straight from the stored snapshot, without
+//!   loading the document (`snapshot` reads the heads from the snapshot's header).
 //! - `relay`: finding missing documents through other peers; `doc-unavailable`; ephemeral
 //!   messages.
 //! - `bulk`: offering every document to a replica peer, a window at a time, with progress.
@@ -25,12 +27,14 @@ pub mod config;
 mod connection;
 mod document;
 mod exchange;
+mod fresh;
 mod handshake;
 mod memo;
 pub mod output;
 pub mod policy;
 mod receive;
 mod relay;
+mod snapshot;
 mod upkeep;
 
 #[cfg(test)]
@@ -117,6 +121,8 @@ pub struct EngineStats {
     pub protocol_violations: u64,
     pub documents_loaded: u64,
     pub documents_evicted: u64,
+    /// Fresh peers answered straight from a stored snapshot, without loading the document.
+    pub snapshots_served: u64,
     /// `Store` outputs (changes, snapshots, sync states) queued so far.
     pub writes: u64,
 }
@@ -460,6 +466,16 @@ where
             return;
         };
         let pending = std::mem::take(pending);
+        if let Ok(Some(stored)) = &result {
+            if self.serve_from_snapshot(id, stored, &pending) {
+                // Answered without loading: the document stays in storage only.
+                self.documents.remove(&id);
+                return;
+            }
+        }
+        let Some(entry) = self.documents.get_mut(&id) else {
+            return;
+        };
         let outcome = match result {
             Ok(Some(stored)) => entry.load_stored(stored).map_err(|e| e.to_string()),
             Ok(None) => Ok(()),

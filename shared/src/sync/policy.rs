@@ -39,6 +39,14 @@ pub trait Policy {
     fn may_read(&self, principal: &Self::Principal, document: &DocumentId, doc: &Automerge)
         -> bool;
 
+    /// May this principal receive the document whatever it holds? When true, a peer with
+    /// nothing of a stored document is answered from the stored snapshot without loading
+    /// it, so [`Policy::may_read`] is not asked. Say true only where it would say true for
+    /// any content.
+    fn may_read_any(&self, _principal: &Self::Principal, _document: &DocumentId) -> bool {
+        false
+    }
+
     /// Must changes from this principal to this document be checked with
     /// [`Policy::check_write`]? Checking costs a copy of the document per incoming change, so
     /// a policy that trusts everyone says no.
@@ -104,6 +112,10 @@ impl Policy for OpenPolicy {
     }
 
     fn may_read(&self, _: &(), _: &DocumentId, _: &Automerge) -> bool {
+        true
+    }
+
+    fn may_read_any(&self, _: &(), _: &DocumentId) -> bool {
         true
     }
 

@@ -1,4 +1,5 @@
 mod errors;
+mod fresh;
 mod props;
 mod sim;
 
@@ -512,6 +513,7 @@ fn rejected_change(in_place: bool) {
         RolePolicy {
             forbidden_key: Some("published".into()),
             in_place,
+            ..RolePolicy::default()
         },
     );
     let alice = sim.add("alice");

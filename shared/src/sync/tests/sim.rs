@@ -17,6 +17,9 @@ pub struct RolePolicy {
     pub forbidden_key: Option<String>,
     /// Check writes in place (undoing refused ones) instead of on a scratch copy.
     pub in_place: bool,
+    /// Every peer may read every document whatever it holds (`secret` or not), so fresh
+    /// peers are answered from stored snapshots.
+    pub read_any: bool,
 }
 
 impl Policy for RolePolicy {
@@ -37,6 +40,10 @@ impl Policy for RolePolicy {
 
     fn may_read(&self, _: &PeerRole, _: &DocumentId, doc: &Automerge) -> bool {
         !matches!(doc.get(ROOT, "secret"), Ok(Some(_)))
+    }
+
+    fn may_read_any(&self, _: &PeerRole, _: &DocumentId) -> bool {
+        self.read_any
     }
 
     fn needs_write_check(&self, _: &PeerRole, _: &DocumentId) -> bool {
