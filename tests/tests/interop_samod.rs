@@ -219,3 +219,90 @@ async fn an_ibis_node_syncs_through_a_samod_server_it_dials() {
     .await
     .expect("finishes in time");
 }
+
+/// A samod client with nothing of a stored document is answered straight from the node's
+/// snapshot (`sync::fresh`, no load), takes it, and its later change is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_samod_client_takes_a_document_served_from_the_stored_snapshot() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = ibis_node(dir.path(), vec![]).await;
+        let alice = samod_client(&node.sync_url()).await;
+        let created = alice
+            .create(doc_with("title", "Welcome desks"))
+            .await
+            .expect("create");
+        let id = created.document_id().clone();
+        let ours = DocumentId::parse(&id.to_string()).expect("same id format");
+        // Stored once the node has it: an ibis client reads it back.
+        let ibis = Client::connect(&node.sync_url(), ClientOptions::default(), WAIT)
+            .await
+            .expect("connect");
+        ibis.open(ours, WAIT).await.expect("open");
+        ibis.close().await;
+        alice.stop().await;
+        node.shutdown().await.expect("shutdown");
+
+        // Restarted, the node holds the document only in storage, as one snapshot.
+        let node = ibis_node_again(dir.path()).await;
+        let carol = samod_client(&node.sync_url()).await;
+        let found = find_eventually(&carol, id.clone()).await;
+        assert_eq!(
+            found.with_document(|d| string(d, "title")).as_deref(),
+            Some("Welcome desks")
+        );
+        let metrics = node.metrics();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while metrics
+            .snapshots_served
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the node loaded the document instead of serving its snapshot"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        found.with_document(|d| {
+            d.transact::<_, _, automerge::AutomergeError>(|tx| {
+                tx.put(ROOT, "city", "Lyon")?;
+                Ok(())
+            })
+            .expect("change");
+        });
+        let ibis = Client::connect(&node.sync_url(), ClientOptions::default(), WAIT)
+            .await
+            .expect("connect");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let doc = ibis.open(ours, WAIT).await.expect("open");
+            if string(&doc, "city").as_deref() == Some("Lyon") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "carol's change never reached the node"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ibis.close().await;
+        carol.stop().await;
+        node.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
+
+/// The node of [`ibis_node`] started again on its data dir.
+async fn ibis_node_again(dir: &std::path::Path) -> RunningNode {
+    ibis_node::serve(ServeOptions {
+        data_dir: dir.to_owned(),
+        listen: Some("127.0.0.1:0".parse().expect("address")),
+        open: true,
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("serve")
+}
