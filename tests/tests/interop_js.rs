@@ -276,6 +276,29 @@ async fn a_js_client_takes_a_document_served_from_the_stored_snapshot() {
         );
         assert_eq!(string(&doc, "title").as_deref(), Some("Welcome desks"));
         ibis.close().await;
+
+        // Restarted again, the node holds the snapshot and the change after it as an
+        // increment: served unloaded too, and JS loads the two as one document.
+        fed.stop(0).await.expect("stop");
+        fed.restart(0).await.expect("restart");
+        let mut found = JsPeer::spawn("client.mjs", &[&node, "find", &url]).expect("spawn");
+        let doc = found.next().await.expect("found");
+        assert_eq!(doc["doc"]["title"], "Welcome desks");
+        assert_eq!(doc["doc"]["n"], 2);
+        let metrics = fed.nodes[0].metrics();
+        ibis_tests::eventually(
+            WAIT,
+            "the stored document to be served unloaded",
+            || async {
+                (metrics
+                    .snapshots_served
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    >= 1)
+                    .then_some(())
+            },
+        )
+        .await
+        .expect("served from storage");
         fed.shutdown().await.expect("shutdown");
     })
     .await

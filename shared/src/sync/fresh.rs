@@ -1,12 +1,13 @@
-//! A fresh peer's request answered straight from the stored snapshot.
+//! A fresh peer's request answered straight from what storage holds.
 //!
 //! A peer that has nothing of a document (a new browser, a script fetching the catalogue)
 //! asks with empty heads, and automerge answers such a peer with the whole document: its
-//! saved form, our heads, and a summary of what we have. When storage holds the document as
-//! a single snapshot, that saved form *is* the snapshot, and our heads are written in its
-//! header ([`snapshot_heads`]). So the engine answers from the bytes it read, without
-//! loading the document: a load rebuilds and hashes every change, which was most of the
-//! node's work in a full sync, and the document never takes memory.
+//! saved form, our heads, and a summary of what we have. What storage holds (a snapshot,
+//! then increments of changes) is a saved form a peer loads just as well, and our heads
+//! can be read from it without loading it ([`stored_heads`]: the snapshot's header and the
+//! increments' change hashes and dependencies). So the engine answers from the bytes it
+//! read: a load rebuilds and hashes every change, which was most of the node's work in a
+//! full sync, and the document never takes memory.
 //!
 //! What the answer says about us is exact: "I have everything up to these heads"
 //! (`have.last_sync` = our heads, an empty bloom filter for nothing since). A peer that made
@@ -19,7 +20,7 @@
 //! exists only between such an answer and its acknowledgement, and its `last_sent_heads` are
 //! what storage holds (storage only changes through a document in memory, and evicting one
 //! parks every live state for it). Anything else (a peer that has content, a policy that must
-//! look at the content, a document stored as a snapshot plus increments) takes the usual
+//! look at the content, stored bytes that do not read as they should) takes the usual
 //! path: load, then sync.
 
 use automerge::sync::{self, ChunkList, Have, MessageFlags, MessageVersion, SyncDoc};
@@ -32,7 +33,7 @@ use super::connection::{PeerDoc, PeerHas, SyncSlot};
 use super::document::Pending;
 use super::output::StoredDocument;
 use super::policy::Policy;
-use super::snapshot::snapshot_heads;
+use super::snapshot::stored_heads;
 use super::{ConnectionId, Engine};
 
 impl<P: Policy> Engine<P>
@@ -48,10 +49,7 @@ where
         stored: &StoredDocument,
         pending: &[Pending],
     ) -> bool {
-        let [snapshot] = stored.chunks.as_slice() else {
-            return false;
-        };
-        if pending.is_empty() {
+        if pending.is_empty() || stored.chunks.is_empty() {
             return false;
         }
         let mut requests = Vec::with_capacity(pending.len());
@@ -70,11 +68,13 @@ where
             };
             requests.push((*conn, request));
         }
-        let Some(heads) = snapshot_heads(snapshot) else {
+        let Some(heads) = stored_heads(&stored.chunks) else {
             return false;
         };
+        // What a peer loads: the snapshot and the increments after it, as they are stored.
+        let saved = stored.chunks.concat();
         for (conn, request) in requests {
-            self.answer_from_snapshot(conn, id, request, &heads, snapshot);
+            self.answer_from_snapshot(conn, id, request, &heads, &saved);
         }
         true
     }
@@ -114,7 +114,7 @@ where
         id: DocumentId,
         request: sync::Message,
         heads: &[ChangeHash],
-        snapshot: &[u8],
+        saved: &[u8],
     ) {
         let Some(target_id) = self.peer_id_of(conn) else {
             return;
@@ -142,7 +142,7 @@ where
                 last_sync: heads.to_vec(),
                 bloom: sync::BloomFilter::default(),
             }],
-            changes: ChunkList::from(snapshot.to_vec()),
+            changes: ChunkList::from(saved.to_vec()),
             flags: Some(flags),
             version: MessageVersion::V2,
         };

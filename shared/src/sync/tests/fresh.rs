@@ -96,8 +96,7 @@ fn a_change_made_while_the_answer_travels_reaches_the_node() {
 }
 
 #[test]
-fn increments_corrupt_snapshots_and_content_bound_policies_take_a_load() {
-    // Stored as a snapshot plus an increment: loaded, then synced as usual.
+fn a_snapshot_with_increments_is_served_unloaded_too() {
     let mut sim = Sim::new();
     let node = sim.add_with(
         config("node"),
@@ -107,8 +106,10 @@ fn increments_corrupt_snapshots_and_content_bound_policies_take_a_load() {
         },
     );
     sim.write(node, id(1), "text", "v1");
+    sim.write(node, id(1), "city", "Lyon");
     sim.write(node, id(1), "text", "v2");
-    assert_eq!(sim.replicas[node].storage.chunks[&id(1)].len(), 2);
+    assert_eq!(sim.replicas[node].storage.chunks[&id(1)].len(), 3);
+    let heads = sim.replicas[node].heads(&id(1));
     sim.restart(node);
     let browser = sim.add("browser");
     sim.connect_client(browser, node);
@@ -118,9 +119,17 @@ fn increments_corrupt_snapshots_and_content_bound_policies_take_a_load() {
         sim.replicas[browser].text(&id(1)).as_deref(),
         Some("\"v2\"")
     );
+    assert_eq!(sim.replicas[browser].heads(&id(1)), heads);
     let stats = sim.replicas[node].engine.stats();
-    assert_eq!((stats.snapshots_served, stats.documents_loaded), (0, 1));
+    assert_eq!((stats.snapshots_served, stats.documents_loaded), (1, 0));
+    // And the browser's edit after is taken as usual.
+    sim.write(browser, id(1), "text", "v3");
+    sim.run();
+    assert_eq!(sim.replicas[node].text(&id(1)).as_deref(), Some("\"v3\""));
+}
 
+#[test]
+fn corrupt_data_and_content_bound_policies_take_a_load() {
     // A corrupt snapshot is not sent on: the load reports it, the peer hears unavailable.
     let mut sim = Sim::new();
     let node = node_with_a_stored_snapshot(&mut sim);
