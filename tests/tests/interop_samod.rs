@@ -234,11 +234,19 @@ async fn a_samod_client_takes_a_document_served_from_the_stored_snapshot() {
             .expect("create");
         let id = created.document_id().clone();
         let ours = DocumentId::parse(&id.to_string()).expect("same id format");
-        // Stored once the node has it: an ibis client reads it back.
+        // Stored once the node has it: an ibis client reads it back (asking again while
+        // alice's sync with the node may still be under way).
         let ibis = Client::connect(&node.sync_url(), ClientOptions::default(), WAIT)
             .await
             .expect("connect");
-        ibis.open(ours, WAIT).await.expect("open");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Err(e) = ibis.open(ours, WAIT).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the node never got alice's document: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         ibis.close().await;
         alice.stop().await;
         node.shutdown().await.expect("shutdown");
@@ -289,6 +297,31 @@ async fn a_samod_client_takes_a_document_served_from_the_stored_snapshot() {
         }
         ibis.close().await;
         carol.stop().await;
+        node.shutdown().await.expect("shutdown");
+
+        // Restarted again, the node holds the snapshot and carol's change after it: served
+        // unloaded too, and samod loads the two as one document.
+        let node = ibis_node_again(dir.path()).await;
+        let dave = samod_client(&node.sync_url()).await;
+        let found = find_eventually(&dave, id.clone()).await;
+        assert_eq!(
+            found.with_document(|d| string(d, "city")).as_deref(),
+            Some("Lyon")
+        );
+        let metrics = node.metrics();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while metrics
+            .snapshots_served
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the node loaded the document instead of serving what it stored"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        dave.stop().await;
         node.shutdown().await.expect("shutdown");
     })
     .await
