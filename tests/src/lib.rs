@@ -85,6 +85,24 @@ where
     }
 }
 
+/// Waits until `node` has answered at least `n` fresh peers straight from storage, without
+/// loading the documents (`ibis_snapshots_served_total`), so a test knows that path ran.
+pub async fn served_unloaded(node: &RunningNode, n: u64) -> anyhow::Result<()> {
+    let metrics = node.metrics();
+    eventually(
+        WAIT,
+        "the node to serve a stored document unloaded",
+        || async {
+            (metrics
+                .snapshots_served
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= n)
+                .then_some(())
+        },
+    )
+    .await
+}
+
 /// Nodes of one network, in this process.
 pub struct Federation {
     _root: tempfile::TempDir,

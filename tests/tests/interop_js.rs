@@ -23,6 +23,33 @@ fn id_of(url: &str) -> DocumentId {
     DocumentId::parse(url.trim_start_matches("automerge:")).expect("an automerge URL")
 }
 
+/// Document `url` as a new ibis client on `node` reads it, and its `n`.
+async fn read_with_ibis(node: &str, url: &str) -> (Automerge, Option<String>) {
+    let ibis = Client::connect(node, ClientOptions::default(), WAIT)
+        .await
+        .expect("connect");
+    let doc = ibis.open(id_of(url), WAIT).await.expect("open");
+    ibis.close().await;
+    let n = doc
+        .get(ROOT, "n")
+        .ok()
+        .flatten()
+        .map(|(v, _)| v.to_string());
+    (doc, n)
+}
+
+/// Creates a document with a JS client on `node` (done once a second JS client can read
+/// it back through the node): its URL.
+async fn create_with_js(node: &str, json: &str) -> String {
+    let mut created = JsPeer::spawn("client.mjs", &[node, "create", json]).expect("spawn");
+    let url = created.next().await.expect("created")["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    created.finish().await.expect("create finished");
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_clients_create_find_watch_and_message_through_ibis() {
     if !js_tests_enabled() {
@@ -36,16 +63,7 @@ async fn js_clients_create_find_watch_and_message_through_ibis() {
         let a = fed.nodes[0].sync_url();
         let b = fed.nodes[1].sync_url();
 
-        let mut created = JsPeer::spawn(
-            "client.mjs",
-            &[&a, "create", r#"{"title":"from JS","n":1}"#],
-        )
-        .expect("spawn");
-        let url = created.next().await.expect("created")["url"]
-            .as_str()
-            .expect("url")
-            .to_owned();
-        created.finish().await.expect("create finished");
+        let url = create_with_js(&a, r#"{"title":"from JS","n":1}"#).await;
 
         let mut found = JsPeer::spawn("client.mjs", &[&b, "find", &url]).expect("spawn");
         let doc = found.next().await.expect("found");
@@ -230,16 +248,7 @@ async fn a_js_client_takes_a_document_served_from_the_stored_snapshot() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let mut fed = Federation::start(&["IOM"], true).await.expect("federation");
         let node = fed.nodes[0].sync_url();
-        let mut created = JsPeer::spawn(
-            "client.mjs",
-            &[&node, "create", r#"{"title":"Welcome desks","n":1}"#],
-        )
-        .expect("spawn");
-        let url = created.next().await.expect("created")["url"]
-            .as_str()
-            .expect("url")
-            .to_owned();
-        created.finish().await.expect("create finished");
+        let url = create_with_js(&node, r#"{"title":"Welcome desks","n":1}"#).await;
 
         // Restarted, the node holds the document only in storage, as one snapshot.
         fed.stop(0).await.expect("stop");
@@ -248,34 +257,17 @@ async fn a_js_client_takes_a_document_served_from_the_stored_snapshot() {
         let doc = found.next().await.expect("found");
         assert_eq!(doc["doc"]["title"], "Welcome desks");
         assert_eq!(doc["doc"]["n"], 1);
-        let metrics = fed.nodes[0].metrics();
-        ibis_tests::eventually(WAIT, "the snapshot to be served unloaded", || async {
-            (metrics
-                .snapshots_served
-                .load(std::sync::atomic::Ordering::Relaxed)
-                >= 1)
-                .then_some(())
-        })
-        .await
-        .expect("served from the snapshot");
+        ibis_tests::served_unloaded(&fed.nodes[0], 1)
+            .await
+            .expect("served without a load");
 
         // A JS change through the node is kept: a fresh ibis client reads it.
         let mut change =
             JsPeer::spawn("client.mjs", &[&node, "change", &url, r#"{"n":2}"#]).expect("spawn");
         change.next().await.expect("changed");
-        let ibis = Client::connect(&node, ClientOptions::default(), WAIT)
-            .await
-            .expect("connect");
-        let doc = ibis.open(id_of(&url), WAIT).await.expect("open");
-        assert_eq!(
-            doc.get(ROOT, "n")
-                .ok()
-                .flatten()
-                .map(|(v, _)| v.to_string()),
-            Some("2".into())
-        );
+        let (doc, n) = read_with_ibis(&node, &url).await;
+        assert_eq!(n.as_deref(), Some("2"));
         assert_eq!(string(&doc, "title").as_deref(), Some("Welcome desks"));
-        ibis.close().await;
 
         // Restarted again, the node holds the snapshot and the change after it as an
         // increment: served unloaded too, and JS loads the two as one document.
@@ -285,20 +277,9 @@ async fn a_js_client_takes_a_document_served_from_the_stored_snapshot() {
         let doc = found.next().await.expect("found");
         assert_eq!(doc["doc"]["title"], "Welcome desks");
         assert_eq!(doc["doc"]["n"], 2);
-        let metrics = fed.nodes[0].metrics();
-        ibis_tests::eventually(
-            WAIT,
-            "the stored document to be served unloaded",
-            || async {
-                (metrics
-                    .snapshots_served
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    >= 1)
-                    .then_some(())
-            },
-        )
-        .await
-        .expect("served from storage");
+        ibis_tests::served_unloaded(&fed.nodes[0], 1)
+            .await
+            .expect("served without a load");
         fed.shutdown().await.expect("shutdown");
     })
     .await

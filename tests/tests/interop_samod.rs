@@ -259,19 +259,9 @@ async fn a_samod_client_takes_a_document_served_from_the_stored_snapshot() {
             found.with_document(|d| string(d, "title")).as_deref(),
             Some("Welcome desks")
         );
-        let metrics = node.metrics();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while metrics
-            .snapshots_served
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the node loaded the document instead of serving its snapshot"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ibis_tests::served_unloaded(&node, 1)
+            .await
+            .expect("served without a load");
 
         found.with_document(|d| {
             d.transact::<_, _, automerge::AutomergeError>(|tx| {
@@ -308,19 +298,9 @@ async fn a_samod_client_takes_a_document_served_from_the_stored_snapshot() {
             found.with_document(|d| string(d, "city")).as_deref(),
             Some("Lyon")
         );
-        let metrics = node.metrics();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while metrics
-            .snapshots_served
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the node loaded the document instead of serving what it stored"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ibis_tests::served_unloaded(&node, 1)
+            .await
+            .expect("served without a load");
         dave.stop().await;
         node.shutdown().await.expect("shutdown");
     })

@@ -5,20 +5,34 @@ use automerge::{ReadDoc, ROOT};
 use super::id;
 use super::sim::*;
 
-/// A node whose peers may read anything (so snapshots may be served unread), holding one
-/// document written once (stored as a single snapshot), restarted so it is not in memory.
-fn node_with_a_stored_snapshot(sim: &mut Sim) -> usize {
-    let node = sim.add_with(
+/// A node whose peers may read anything, so what it stores may be served unread.
+fn trusting_node(sim: &mut Sim) -> usize {
+    sim.add_with(
         config("node"),
         RolePolicy {
             read_any: true,
             ..RolePolicy::default()
         },
-    );
+    )
+}
+
+/// A trusting node holding one document written once (stored as a single snapshot),
+/// restarted so it is not in memory.
+fn node_with_a_stored_snapshot(sim: &mut Sim) -> usize {
+    let node = trusting_node(sim);
     sim.write(node, id(1), "text", "welcome desks");
     assert_eq!(sim.replicas[node].storage.chunks[&id(1)].len(), 1);
     sim.restart(node);
     node
+}
+
+/// A new browser that connects to `node` and fetches document 1.
+fn fresh_browser(sim: &mut Sim, name: &str, node: usize) -> usize {
+    let browser = sim.add(name);
+    sim.connect_client(browser, node);
+    sim.open(browser, id(1));
+    sim.run();
+    browser
 }
 
 #[test]
@@ -62,10 +76,7 @@ fn fresh_peers_get_the_stored_snapshot_without_a_load() {
         sim.replicas[browsers[0]].heads(&id(1))
     );
     sim.restart(node);
-    let late = sim.add("browser-3");
-    sim.connect_client(late, node);
-    sim.open(late, id(1));
-    sim.run();
+    let late = fresh_browser(&mut sim, "browser-3", node);
     assert_eq!(
         sim.replicas[late].text(&id(1)).as_deref(),
         Some("\"one-stop desks\"")
@@ -98,23 +109,14 @@ fn a_change_made_while_the_answer_travels_reaches_the_node() {
 #[test]
 fn a_snapshot_with_increments_is_served_unloaded_too() {
     let mut sim = Sim::new();
-    let node = sim.add_with(
-        config("node"),
-        RolePolicy {
-            read_any: true,
-            ..RolePolicy::default()
-        },
-    );
+    let node = trusting_node(&mut sim);
     sim.write(node, id(1), "text", "v1");
     sim.write(node, id(1), "city", "Lyon");
     sim.write(node, id(1), "text", "v2");
     assert_eq!(sim.replicas[node].storage.chunks[&id(1)].len(), 3);
     let heads = sim.replicas[node].heads(&id(1));
     sim.restart(node);
-    let browser = sim.add("browser");
-    sim.connect_client(browser, node);
-    sim.open(browser, id(1));
-    sim.run();
+    let browser = fresh_browser(&mut sim, "browser", node);
     assert_eq!(
         sim.replicas[browser].text(&id(1)).as_deref(),
         Some("\"v2\"")
@@ -136,10 +138,7 @@ fn corrupt_data_and_content_bound_policies_take_a_load() {
     let snapshot = &mut sim.replicas[node].storage.chunks.get_mut(&id(1)).unwrap()[0];
     let last = snapshot.len() - 1;
     snapshot[last] ^= 0xff;
-    let browser = sim.add("browser");
-    sim.connect_client(browser, node);
-    sim.open(browser, id(1));
-    sim.run();
+    let browser = fresh_browser(&mut sim, "browser", node);
     assert_eq!(sim.replicas[browser].text(&id(1)), None);
     assert_eq!(sim.replicas[node].engine.stats().snapshots_served, 0);
 
@@ -148,10 +147,7 @@ fn corrupt_data_and_content_bound_policies_take_a_load() {
     let node = sim.add("node");
     sim.write(node, id(1), "text", "v1");
     sim.restart(node);
-    let browser = sim.add("browser");
-    sim.connect_client(browser, node);
-    sim.open(browser, id(1));
-    sim.run();
+    let browser = fresh_browser(&mut sim, "browser", node);
     assert_eq!(
         sim.replicas[browser].text(&id(1)).as_deref(),
         Some("\"v1\"")
@@ -168,10 +164,7 @@ fn a_secret_is_served_unread_only_where_the_policy_says_anyone_may_read_anything
     let node = sim.add("node");
     sim.write(node, id(1), "secret", "x");
     sim.restart(node);
-    let browser = sim.add("browser");
-    sim.connect_client(browser, node);
-    sim.open(browser, id(1));
-    sim.run();
+    let browser = fresh_browser(&mut sim, "browser", node);
     assert_eq!(sim.replicas[browser].text(&id(1)), None);
     let doc = sim.replicas[browser].engine.document(&id(1));
     assert!(doc.is_none_or(|d| d.get(ROOT, "secret").unwrap().is_none()));
