@@ -66,6 +66,23 @@ fn op(replicas: usize, links: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Like [`op`], with more restarts, opens and idle time: replicas then often ask for
+/// documents their peers hold only in storage (what `sync::fresh` serves unloaded).
+fn cold_op(replicas: usize, links: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..replicas, 0..DOCS, 0..KEYS, any::<u8>())
+            .prop_map(|(replica, doc, key, value)| Op::Write { replica, doc, key, value }),
+        4 => (0..replicas, 0..DOCS).prop_map(|(replica, doc)| Op::Open { replica, doc }),
+        12 => (0..links, 0..2usize).prop_map(|(link, side)| Op::Deliver { link, side }),
+        1 => (0..links, 0..2usize).prop_map(|(link, side)| Op::DeliverTwice { link, side }),
+        1 => (0..links).prop_map(|link| Op::Cut { link }),
+        1 => (0..links).prop_map(|link| Op::Heal { link }),
+        3 => (0..replicas).prop_map(|replica| Op::Restart { replica }),
+        3 => (0..replicas).prop_map(|replica| Op::AnswerLoad { replica }),
+        3 => (1..4_000u64).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
 /// A topology: replica names, and links as (dialer, listener, dialer sees, listener sees).
 struct Topology {
     names: &'static [&'static str],
@@ -109,13 +126,21 @@ struct World {
 }
 
 impl World {
-    fn new(topology: &'static Topology) -> Self {
+    /// `read_any`: every peer may read everything, so what storage holds is served to
+    /// fresh peers without loading it (`sync::fresh`).
+    fn new(topology: &'static Topology, read_any: bool) -> Self {
         let mut sim = Sim::new();
         for name in topology.names {
             let mut cfg = config(name);
             cfg.evict_idle_after = Some(3_000);
             cfg.sync_window = 2;
-            sim.add_with(cfg, RolePolicy::default());
+            sim.add_with(
+                cfg,
+                RolePolicy {
+                    read_any,
+                    ..RolePolicy::default()
+                },
+            );
         }
         let mut current = Vec::new();
         for (from, to, from_sees, to_sees) in topology.links {
@@ -276,7 +301,11 @@ impl World {
 }
 
 fn check(topology: &'static Topology, ops: Vec<Op>) {
-    let mut world = World::new(topology);
+    check_with(topology, ops, false);
+}
+
+fn check_with(topology: &'static Topology, ops: Vec<Op>, read_any: bool) {
+    let mut world = World::new(topology, read_any);
     for op in &ops {
         world.apply(op);
     }
@@ -300,5 +329,19 @@ proptest! {
     #[test]
     fn clients_of_one_relay_converge(ops in prop::collection::vec(op(3, 2), 0..150)) {
         check(&RELAY, ops);
+    }
+
+    #[test]
+    fn a_mesh_serving_stored_documents_unloaded_converges(
+        ops in prop::collection::vec(cold_op(5, 5), 0..150)
+    ) {
+        check_with(&MESH, ops, true);
+    }
+
+    #[test]
+    fn clients_served_stored_documents_unloaded_converge(
+        ops in prop::collection::vec(cold_op(3, 2), 0..150)
+    ) {
+        check_with(&RELAY, ops, true);
     }
 }
