@@ -156,7 +156,7 @@ impl Metrics {
         metric(
             "ibis_snapshots_served_total",
             "counter",
-            "Peers with nothing of a document answered from its stored snapshot, unloaded",
+            "Peers with nothing of a document answered from storage without loading it",
             g(&self.snapshots_served),
         );
         metric(

@@ -9,6 +9,11 @@
 //! read: a load rebuilds and hashes every change, which was most of the node's work in a
 //! full sync, and the document never takes memory.
 //!
+//! The bytes are checked as they are read (every chunk's checksum) but not loaded here.
+//! They load: storage only holds what automerge saved after loading or applying it (the
+//! node's archive restore loads a file before storing it), so bytes whose checksums hold
+//! are bytes automerge wrote.
+//!
 //! What the answer says about us is exact: "I have everything up to these heads"
 //! (`have.last_sync` = our heads, an empty bloom filter for nothing since). A peer that made
 //! changes of its own meanwhile sends them all in return, as it would to any peer that
@@ -40,8 +45,8 @@ impl<P: Policy> Engine<P>
 where
     P::Principal: PartialEq,
 {
-    /// Answers every message that waited for the document's load from the stored snapshot,
-    /// if they all can be (see the module docs). True when they were: the caller then drops
+    /// Answers every message that waited for the document's load from what storage
+    /// returned, if they all can be (see the module docs). True when they were: the caller then drops
     /// the loading entry instead of loading.
     pub(super) fn serve_from_snapshot(
         &mut self,
@@ -173,7 +178,7 @@ where
         );
     }
 
-    /// Takes a peer's acknowledgement of a snapshot answer for a document still not in
+    /// Takes a peer's acknowledgement of such an answer for a document still not in
     /// memory. True when it was one (and nothing is owed in return).
     pub(super) fn take_snapshot_ack(
         &mut self,

@@ -14,8 +14,8 @@
 //! - [`policy`]: who may read and write what (the host's rules).
 //! - `handshake`: `join` / `peer`.
 //! - `exchange`: `sync` / `request`, applying changes, fanning them out, persisting them.
-//! - `fresh`: answering a peer that has nothing straight from the stored snapshot, without
-//!   loading the document (`snapshot` reads the heads from the snapshot's header).
+//! - `fresh`: answering a peer that has nothing straight from what storage holds, without
+//!   loading the document (`snapshot` reads the heads from the stored chunks).
 //! - `relay`: finding missing documents through other peers; `doc-unavailable`; ephemeral
 //!   messages.
 //! - `bulk`: offering every document to a replica peer, a window at a time, with progress.
@@ -121,7 +121,8 @@ pub struct EngineStats {
     pub protocol_violations: u64,
     pub documents_loaded: u64,
     pub documents_evicted: u64,
-    /// Fresh peers answered straight from a stored snapshot, without loading the document.
+    /// Fresh peers answered straight from storage (snapshot and increments), without
+    /// loading the document.
     pub snapshots_served: u64,
     /// `Store` outputs (changes, snapshots, sync states) queued so far.
     pub writes: u64,

@@ -40,7 +40,7 @@ pub trait Policy {
         -> bool;
 
     /// May this principal receive the document whatever it holds? When true, a peer with
-    /// nothing of a stored document is answered from the stored snapshot without loading
+    /// nothing of a stored document is answered from what storage holds without loading
     /// it, so [`Policy::may_read`] is not asked. Say true only where it would say true for
     /// any content.
     fn may_read_any(&self, _principal: &Self::Principal, _document: &DocumentId) -> bool {
