@@ -11,6 +11,7 @@
 //! Code map:
 //! - [`config`]: limits, windows and timeouts.
 //! - [`output`]: what the host is asked to do, and the ordering rule it must keep.
+//! - [`outputs`]: taking them, with the sync messages owed generated as they are taken.
 //! - [`policy`]: who may read and write what (the host's rules).
 //! - `handshake`: `join` / `peer`.
 //! - `exchange`: `sync` / `request`, applying changes, fanning them out, persisting them.
@@ -31,6 +32,7 @@ mod fresh;
 mod handshake;
 mod memo;
 pub mod output;
+pub mod outputs;
 pub mod policy;
 mod receive;
 mod relay;
@@ -40,7 +42,7 @@ mod upkeep;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use automerge::Automerge;
 
@@ -49,6 +51,7 @@ use crate::DocumentId;
 
 pub use config::EngineConfig;
 pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
+pub use outputs::Outputs;
 pub use policy::{OpenPolicy, PeerRole, Policy};
 pub use receive::receive_sync_message;
 
@@ -217,32 +220,14 @@ where
 
     /// The next thing the host must do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.flush_pending_sync();
+        Outputs::new(self).generate_all();
         self.outputs.pop_front()
     }
 
-    /// Everything queued, in order.
-    pub fn drain_outputs(&mut self) -> std::collections::vec_deque::Drain<'_, Output> {
-        self.flush_pending_sync();
-        self.outputs.drain(..)
-    }
-
-    /// Generates the sync messages owed since outputs were last taken, then drops
-    /// documents past the memory budget (a bulk sync loads them faster than ticks come).
-    fn flush_pending_sync(&mut self) {
-        while !self.pending_sync.is_empty() {
-            let owed = std::mem::take(&mut self.pending_sync);
-            let mut peers: HashMap<DocumentId, usize> = HashMap::new();
-            for (_, id) in &owed {
-                *peers.entry(*id).or_default() += 1;
-            }
-            let mut memo = SyncMemo::default();
-            for (conn, id) in owed {
-                let shared = peers.get(&id).is_some_and(|&n| n > 1);
-                self.sync_one(conn, id, shared.then_some(&mut memo));
-            }
-        }
-        self.enforce_document_budget();
+    /// Everything queued, in order; the sync messages owed are generated as they are taken
+    /// (see [`outputs`]).
+    pub fn drain_outputs(&mut self) -> Outputs<'_, P> {
+        Outputs::new(self)
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -718,3 +718,83 @@ fn a_memory_budget_keeps_few_documents_loaded_and_everything_reachable() {
         sim.replicas[replica].heads(&id(0))
     );
 }
+
+#[test]
+fn a_relayed_change_is_made_for_one_peer_at_a_time_and_none_is_lost_if_the_host_stops_early() {
+    let mut sim = Sim::new();
+    let node = sim.add("node");
+    let mut readers = Vec::new();
+    for i in 0..5 {
+        let r = sim.add(&format!("reader-{i}"));
+        sim.connect_client(r, node);
+        readers.push(r);
+    }
+    let writer = sim.add("writer");
+    let writer_link = sim.connect_client(writer, node);
+    sim.write(writer, id(8), "text", "first");
+    sim.run();
+    for &r in &readers {
+        sim.open(r, id(8));
+    }
+    sim.run();
+
+    sim.write(writer, id(8), "text", "third");
+    let frame = sim.links[writer_link].queues[0]
+        .pop_front()
+        .expect("the writer sends its change");
+    let (_, conn) = sim.links[writer_link].ends[1];
+    let engine = &mut sim.replicas[node].engine;
+    engine.handle(sim.now, Input::Frame { conn, frame });
+    let sent_before = engine.stats().sync_messages_out;
+
+    // The host takes outputs until the first sync message, then stops.
+    let mut taken = Vec::new();
+    for output in engine.drain_outputs() {
+        let is_send = matches!(output, Output::Send { .. });
+        taken.push(output);
+        if is_send {
+            break;
+        }
+    }
+    assert_eq!(
+        engine.stats().sync_messages_out - sent_before,
+        1,
+        "only the message taken was made"
+    );
+    // What it did not take is made the next time, one message per reader (and the
+    // writer's acknowledgement).
+    taken.extend(engine.drain_outputs());
+    let mut to: Vec<ConnectionId> = taken
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), readers.len() + 1, "every reader and the writer");
+    assert!(engine.drain_outputs().next().is_none());
+
+    // Carried out, they bring every reader the change.
+    for output in taken {
+        if let Output::Send { conn, frame } = output {
+            let (l, side) = sim
+                .links
+                .iter()
+                .enumerate()
+                .find_map(|(i, l)| {
+                    l.ends
+                        .iter()
+                        .position(|e| *e == (node, conn))
+                        .map(|s| (i, s))
+                })
+                .expect("a link for every connection");
+            sim.links[l].queues[side].push_back(frame);
+        }
+    }
+    sim.run();
+    for &r in &readers {
+        assert_eq!(sim.replicas[r].text(&id(8)).as_deref(), Some("\"third\""));
+    }
+}
