@@ -1,18 +1,22 @@
 //! The node's host for the sync engine.
 //!
-//! One tokio task owns the [`Engine`]; connections and timers send it [`HostInput`]s over a
-//! channel. What the engine outputs goes, in order, to one storage thread as a job
-//! ([`storage`]): it commits the writes of every job it has queued in a single SQLite
-//! transaction (a group commit: one fsync for many changes) and answers loads from inside
-//! that transaction.
+//! One task, on a thread of its own, owns the [`Engine`]; connections and timers send it
+//! [`HostInput`]s over a channel. Frames go to each connection's task as soon as the
+//! engine has made them ([`Engine::drain_outputs`] makes the sync messages a change owes
+//! its peers one at a time), so the first peers have a relayed change while the engine
+//! still makes the rest. What the engine asks storage to do goes, in order, to one storage
+//! thread as a job ([`storage`]): it commits the writes of every job it has queued in a
+//! single SQLite transaction (a group commit: one fsync for many changes) and answers loads
+//! from inside that transaction.
 //!
 //! **Durable before acknowledged.** Once a connection's frame has made the engine store
 //! something (it is that change's author; our reply says "the node has your change"),
-//! every frame to that connection from the same batch is held until the batch is committed. Frames to everyone else (relaying the change to
-//! the other peers) go out at once, without waiting for the fsync: if the node crashed
-//! before the commit, nothing is lost, because the author has the change and was not told
-//! the node keeps it, and the peers that got it resend it when they reconnect. Each
-//! connection still gets its frames in the order the engine produced them ([`outlets`]).
+//! every frame to that connection from the same batch is held until the batch is
+//! committed. Frames to everyone else (relaying the change to the other peers) go out at
+//! once, without waiting for the fsync: if the node crashed before the commit, nothing is
+//! lost, because the author has the change and was not told the node keeps it, and the
+//! peers that got it resend it when they reconnect. Each connection still gets its frames
+//! in the order the engine produced them ([`outlets`]).
 
 mod outlets;
 mod storage;
@@ -32,7 +36,7 @@ use ibis_shared::DocumentId;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::metrics::Metrics;
-use outlets::Outlets;
+use outlets::{Dispatched, Outlets};
 use storage::{storage_thread, Job, StorageMessage};
 pub use storage::{MemoryStorage, Storage};
 
@@ -128,7 +132,7 @@ where
     }
 }
 
-/// Starts the engine task and the storage thread. Returns the handle and a future that
+/// Starts the engine's thread and the storage thread. Returns the handle and a future that
 /// completes when both have stopped (after [`Host::shutdown`]).
 pub fn start<P, S>(
     config: EngineConfig,
@@ -156,7 +160,7 @@ where
             .spawn(move || storage_thread(store, storage_rx, host, outlets, metrics))
     };
     let host_notifications = host.notifications.clone();
-    let task = tokio::spawn(async move {
+    let run_engine = move |owner: oneshot::Receiver<()>| async move {
         let storage = match storage {
             Ok(handle) => handle,
             Err(e) => {
@@ -176,9 +180,45 @@ where
             observed_at: None,
             notifications: host_notifications,
         };
-        task.run(rx).await;
+        task.run(rx, owner).await;
         let _ = task.storage.send(StorageMessage::Stop);
         let _ = tokio::task::spawn_blocking(move || storage.join()).await;
+    };
+    // The engine has a thread of its own (with a single-threaded runtime for its channel
+    // and timer), so the connections' tasks keep both of tokio's workers: while the engine
+    // makes the sync messages for a relayed change, the frames it has made already go out
+    // on those workers, and its longer work (a load, a bulk sync) never holds up sockets
+    // or HTTP.
+    //
+    // The task returned stands for the engine in the caller's runtime: it ends when the
+    // engine does, and if that runtime drops it first (shutting down without
+    // `Host::shutdown`), the engine stops too, as a task of that runtime would.
+    let (owner_tx, owner) = oneshot::channel::<()>();
+    let (done_tx, done) = oneshot::channel::<()>();
+    let engine_task = async move {
+        run_engine(owner).await;
+        let _ = done_tx.send(());
+    };
+    let spawned = std::thread::Builder::new()
+        .name("ibis-engine".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(engine_task),
+                Err(e) => tracing::error!(error = %e, "cannot start the engine's runtime"),
+            }
+        });
+    if let Err(e) = &spawned {
+        tracing::error!(error = %e, "cannot start the engine thread");
+    }
+    let task = tokio::spawn(async move {
+        let _owner = owner_tx;
+        // Err: the engine thread ended without finishing (it panicked, or never started).
+        if done.await.is_err() {
+            tracing::error!("the engine stopped unexpectedly");
+        }
     });
     (host, task)
 }
@@ -205,7 +245,13 @@ where
         1_000 + self.clock.elapsed().as_millis() as Millis
     }
 
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<HostInput<P>>) {
+    /// Handles inputs until told to shut down, until every handle is gone, or until the
+    /// task that started the engine is (its runtime shut down).
+    async fn run(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<HostInput<P>>,
+        mut owner: oneshot::Receiver<()>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -230,6 +276,7 @@ where
                         }
                     }
                 }
+                _ = &mut owner => break,
                 _ = tick.tick() => {
                     let now = self.now();
                     let evicted = self.engine.stats().documents_evicted;
@@ -316,11 +363,22 @@ where
     /// One pass of [`Self::flush`]; returns the connections whose queue was full.
     fn flush_once(&mut self) -> Vec<ConnectionId> {
         let mut job = Job::default();
-        let mut deliveries = Vec::new();
+        let mut dispatched = Dispatched::default();
+        // Each frame goes to its connection as soon as the engine has made it.
         for output in self.engine.drain_outputs() {
             match output {
-                Output::Send { conn, frame } => deliveries.push((conn, Outbound::Frame(frame))),
-                Output::Close { conn, reason } => deliveries.push((conn, Outbound::Close(reason))),
+                Output::Send { conn, frame } => self.outlets.send_or_hold(
+                    &mut dispatched,
+                    conn,
+                    Outbound::Frame(frame),
+                    self.authors.contains(&conn),
+                ),
+                Output::Close { conn, reason } => self.outlets.send_or_hold(
+                    &mut dispatched,
+                    conn,
+                    Outbound::Close(reason),
+                    self.authors.contains(&conn),
+                ),
                 Output::Store(op) => job.writes.push(op),
                 Output::Load { document } => job.loads.push(document),
                 Output::Notify(n) => {
@@ -340,15 +398,11 @@ where
             self.metrics.observe_engine(&self.engine);
             self.observed_at = Some(Instant::now());
         }
-        let authors = &self.authors;
-        let (held, too_slow) = self
-            .outlets
-            .dispatch(deliveries, |conn| authors.contains(&conn));
-        job.held = held;
+        job.held = dispatched.held;
         if !job.is_empty() && self.storage.send(StorageMessage::Job(job)).is_err() {
             tracing::error!("the storage thread has stopped; output dropped");
         }
-        too_slow
+        dispatched.too_slow
     }
 }
 

@@ -32,6 +32,14 @@ pub(super) struct Held {
     pub holding: HashSet<ConnectionId>,
 }
 
+/// What became of one job's deliveries so far.
+#[derive(Default)]
+pub(super) struct Dispatched {
+    pub held: Held,
+    /// Connections whose queue was full.
+    pub too_slow: Vec<ConnectionId>,
+}
+
 impl Held {
     pub fn is_empty(&self) -> bool {
         self.deliveries.is_empty()
@@ -76,30 +84,45 @@ impl Outlets {
     /// Sends each delivery now unless `must_wait` says its connection must wait for this
     /// job's commit or the connection already has frames held. Returns what is held (for
     /// the storage job to release) and the connections whose queue was full.
+    #[cfg(test)]
     pub fn dispatch(
         &self,
         deliveries: Vec<(ConnectionId, Outbound)>,
         must_wait: impl Fn(ConnectionId) -> bool,
     ) -> (Held, Vec<ConnectionId>) {
-        let mut held = Held::default();
-        let mut too_slow = Vec::new();
-        let mut table = self.table();
+        let mut dispatched = Dispatched::default();
         for (conn, out) in deliveries {
-            let Some(outlet) = table.get_mut(&conn) else {
-                continue;
-            };
-            if held.holding.contains(&conn) || outlet.held > 0 || must_wait(conn) {
-                if held.holding.insert(conn) {
-                    outlet.held += 1;
-                }
-                held.deliveries.push((conn, out));
-            } else if let Err(mpsc::error::TrySendError::Full(_)) = outlet.tx.try_send(out) {
-                if !too_slow.contains(&conn) {
-                    too_slow.push(conn);
-                }
+            self.send_or_hold(&mut dispatched, conn, out, must_wait(conn));
+        }
+        (dispatched.held, dispatched.too_slow)
+    }
+
+    /// One delivery of a job, as [`Outlets::dispatch`] treats each: sent now, unless its
+    /// connection must wait for the job's commit or already has frames held, in which case
+    /// it joins what the job holds. (The host sends each frame as soon as the engine has
+    /// made it, so the first peers have theirs while the engine makes the rest.)
+    pub fn send_or_hold(
+        &self,
+        dispatched: &mut Dispatched,
+        conn: ConnectionId,
+        out: Outbound,
+        must_wait: bool,
+    ) {
+        let mut table = self.table();
+        let Some(outlet) = table.get_mut(&conn) else {
+            return;
+        };
+        let held = &mut dispatched.held;
+        if held.holding.contains(&conn) || outlet.held > 0 || must_wait {
+            if held.holding.insert(conn) {
+                outlet.held += 1;
+            }
+            held.deliveries.push((conn, out));
+        } else if let Err(mpsc::error::TrySendError::Full(_)) = outlet.tx.try_send(out) {
+            if !dispatched.too_slow.contains(&conn) {
+                dispatched.too_slow.push(conn);
             }
         }
-        (held, too_slow)
     }
 
     /// After the job's commit: sends its held frames, in order, and lifts its holds.

@@ -342,3 +342,37 @@ fn a_full_queue_marks_its_connection_too_slow() {
     let (_, slow) = outlets.dispatch(deliveries, |_| false);
     assert_eq!(slow, vec![x]);
 }
+
+/// The engine runs on a thread of its own, but it belongs to the runtime that started it:
+/// a runtime that shuts down without `Host::shutdown` (a test ending, a client dropped)
+/// stops its engine, as it would stop a task, instead of leaving the thread behind.
+#[test]
+fn the_engine_stops_with_the_runtime_that_started_it() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let host = runtime.block_on(async {
+        let config = EngineConfig::new(PeerId::new("node"), None);
+        let (host, _task) = start(
+            config,
+            OpenPolicy,
+            MemoryStorage::default(),
+            Vec::new(),
+            Arc::new(Metrics::default()),
+        );
+        // The engine answers while its runtime runs.
+        assert_eq!(host.run(|_, _| 7).await, Some(7));
+        host
+    });
+    assert!(!host.tx.is_closed());
+    drop(runtime);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !host.tx.is_closed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine outlived the runtime that started it"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
