@@ -113,6 +113,26 @@ pub(super) fn start_ticks(replica: Rc<Replica>) {
     });
 }
 
+/// Wakes the engine at its next deadline (a message to the node that waits for the node's
+/// answer goes without it then), unless a wake-up is already pending.
+pub(super) fn schedule_wake(replica: &Replica) {
+    let Some(at) = replica.engine.borrow().next_deadline() else {
+        return;
+    };
+    if replica.wake_scheduled.replace(true) {
+        return;
+    }
+    let wait = at.saturating_sub(now_ms()).clamp(1, 1_000) as i32;
+    leptos::task::spawn_local(async move {
+        sleep(wait).await;
+        if let Some(replica) = super::replica() {
+            replica.wake_scheduled.set(false);
+            replica.engine.borrow_mut().handle(now_ms(), Input::Wake);
+            replica.pump();
+        }
+    });
+}
+
 /// Waits `ms` milliseconds.
 pub async fn sleep(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

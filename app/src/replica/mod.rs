@@ -126,6 +126,8 @@ pub struct Replica {
     last_refresh: Cell<f64>,
     /// A deferred "documents changed" is pending.
     refresh_scheduled: Cell<bool>,
+    /// A wake-up for the engine's next deadline is pending ([`jobs::schedule_wake`]).
+    wake_scheduled: Cell<bool>,
     pub signals: Signals,
     socket: RefCell<Option<socket::Socket>>,
     next_conn: Cell<u64>,
@@ -221,6 +223,7 @@ impl Replica {
             queued: Cell::new(0),
             last_refresh: Cell::new(0.0),
             refresh_scheduled: Cell::new(false),
+            wake_scheduled: Cell::new(false),
             signals,
             socket: RefCell::new(None),
             next_conn: Cell::new(1),
@@ -241,6 +244,7 @@ impl Replica {
     /// Carries out what the engine has to say.
     fn pump(&self) {
         let outputs: Vec<Output> = self.engine.borrow_mut().drain_outputs().collect();
+        jobs::schedule_wake(self);
         if outputs.is_empty() {
             return;
         }

@@ -255,7 +255,16 @@ where
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Messages waiting for a peer's answer go when their wait is over.
+            let wake = self
+                .engine
+                .next_deadline()
+                .map(|at| self.clock + Duration::from_millis(at.saturating_sub(1_000)));
             tokio::select! {
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {
+                    let now = self.now();
+                    self.engine.handle(now, Input::Wake);
+                }
                 input = rx.recv() => {
                     let Some(input) = input else { break };
                     if let Some(done) = self.handle(input) {

@@ -283,6 +283,33 @@ async fn frames_wait_behind_a_connections_held_frames() {
     host.shutdown().await;
 }
 
+/// A reader that stops answering still gets each change once the engine's wait for its
+/// answer is over ([`EngineConfig::answer_wait`], 25 ms), not at the next once-a-second
+/// tick: the host wakes the engine at its deadline.
+#[tokio::test]
+async fn changes_for_a_reader_that_stopped_answering_go_when_the_wait_is_over() {
+    let (host, _storage, mut writer, mut reader, id) = writer_and_reader().await;
+    // From here on the reader's frames are only counted, never answered.
+    for n in 1..=3 {
+        writer.engine.change(1_000, id, |d| set_n(d, n)).unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            writer.pump(&host);
+            if matches!(reader.from_host.try_recv(), Ok(Outbound::Frame(_))) {
+                break;
+            }
+            // Waiting for the tick would take up to a second (always, from the second
+            // change on: each wait starts just after the tick that ended the last one).
+            assert!(
+                started.elapsed() < Duration::from_millis(700),
+                "change {n} waited for the tick"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    host.shutdown().await;
+}
+
 fn frames(rx: &mut mpsc::Receiver<Outbound>) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     while let Ok(out) = rx.try_recv() {

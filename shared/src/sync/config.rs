@@ -43,6 +43,10 @@ pub struct EngineConfig {
     /// snapshot (never less than this), or number more than `compact_after_chunks`.
     pub compact_min_bytes: usize,
     pub compact_after_chunks: usize,
+    /// How long changes for a peer wait for its answer to the changes we sent it last
+    /// before they go anyway ([`super::pacing`]): a bound on the latency pacing can add
+    /// when an answer does not come.
+    pub answer_wait: Millis,
 }
 
 impl EngineConfig {
@@ -64,6 +68,7 @@ impl EngineConfig {
             max_loaded_documents: Some(500),
             compact_min_bytes: 16 * 1024,
             compact_after_chunks: 64,
+            answer_wait: 25,
         }
     }
 }

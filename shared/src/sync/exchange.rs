@@ -35,6 +35,7 @@ where
                 return;
             }
         };
+        self.heard_from(conn, id);
         if self.take_snapshot_ack(conn, id, &message) {
             return;
         }
@@ -252,6 +253,8 @@ where
             has: PeerHas::Unknown,
             asked: false,
             refused: false,
+            unanswered_since: None,
+            waiting: false,
         });
         if let SyncSlot::Parked(bytes) = &peer.sync {
             let state = if bytes.is_empty() {
@@ -313,13 +316,28 @@ where
         if nothing_to_send(&entry.doc, state) {
             return false;
         }
+        if self.must_wait_for_answer(conn, id) {
+            return false;
+        }
+        let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
+        else {
+            return false;
+        };
+        let Some(SyncSlot::Live(state)) = c.docs.get_mut(&id).map(|p| &mut p.sync) else {
+            return false;
+        };
+        let sent_before = state.sent_hashes.len();
         let data = match memo {
             Some(memo) => memo.generate(id, &entry.doc, state),
             None => entry.doc.generate_sync_message(state).map(|m| m.encode()),
         };
+        let carries_changes = state.sent_hashes.len() > sent_before;
         let Some(data) = data else {
             return false;
         };
+        if carries_changes {
+            self.sent_changes(conn, id);
+        }
         let message = Message::Sync {
             sender_id: self.config.peer_id.clone(),
             target_id,

@@ -159,6 +159,8 @@ where
             has: PeerHas::Unknown,
             asked: false,
             refused: false,
+            unanswered_since: None,
+            waiting: false,
         });
         peer.sync = SyncSlot::Live(Box::new(state));
         peer.asked = false;

@@ -33,6 +33,7 @@ mod handshake;
 mod memo;
 pub mod output;
 pub mod outputs;
+mod pacing;
 pub mod policy;
 mod receive;
 mod relay;
@@ -96,8 +97,10 @@ pub enum Input<Principal> {
         document: DocumentId,
         result: Result<Option<StoredDocument>, String>,
     },
-    /// Time passed; run timers.
+    /// Time passed; run timers. Once a second is enough.
     Tick,
+    /// [`Engine::next_deadline`] has come.
+    Wake,
 }
 
 /// Errors of the host-facing document API.
@@ -159,6 +162,8 @@ pub struct Engine<P: Policy> {
     /// outputs, so a burst of inputs costs one message per peer and document, not one per
     /// input (each generation walks the document's change graph).
     pending_sync: BTreeSet<(ConnectionId, DocumentId)>,
+    /// Messages waiting for a peer's answer ([`pacing`]), by when they stop waiting.
+    waiting_for_answers: BTreeSet<(Millis, ConnectionId, DocumentId)>,
     stats: EngineStats,
 }
 
@@ -185,6 +190,7 @@ where
             ephemeral_count: 0,
             outputs: VecDeque::new(),
             pending_sync: BTreeSet::new(),
+            waiting_for_answers: BTreeSet::new(),
             stats: EngineStats::default(),
         }
     }
@@ -200,6 +206,7 @@ where
     /// Feeds one input. Outputs queue up until [`Engine::poll_output`].
     pub fn handle(&mut self, now: Millis, input: Input<P::Principal>) {
         self.now = self.now.max(now);
+        self.stop_waiting_for_late_answers();
         match input {
             Input::Connected {
                 conn,
@@ -215,6 +222,7 @@ where
             Input::Disconnected { conn } => self.remove_connection(conn),
             Input::Loaded { document, result } => self.on_loaded(document, result),
             Input::Tick => self.on_tick(),
+            Input::Wake => {}
         }
     }
 

@@ -89,13 +89,15 @@ where
         }
     }
 
-    /// Documents that could leave memory now (saved, not loading, not mid-bulk-sync), with
+    /// Documents that could leave memory now (saved, not loading, not mid-bulk-sync, no
+    /// message waiting for an answer), with
     /// when each was last used.
     fn evictable(&self) -> Vec<(DocumentId, super::Millis)> {
         let busy: std::collections::BTreeSet<DocumentId> = self
             .connections
             .values()
             .flat_map(|c| c.bulk.in_flight.keys().copied())
+            .chain(self.documents_waiting_for_answers())
             .collect();
         self.documents
             .iter()
