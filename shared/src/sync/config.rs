@@ -44,7 +44,7 @@ pub struct EngineConfig {
     pub compact_min_bytes: usize,
     pub compact_after_chunks: usize,
     /// How long changes for a peer wait for its answer to the changes we sent it last
-    /// before they go anyway ([`super::pacing`]): a bound on the latency pacing can add
+    /// before they go anyway (see `sync::pacing`): a bound on the latency pacing can add
     /// when an answer does not come.
     pub answer_wait: Millis,
 }

@@ -22,6 +22,8 @@
 //! - `bulk`: offering every document to a replica peer, a window at a time, with progress.
 //! - `memo`: one generated sync message shared by the peers in the same state.
 //! - `upkeep`: timers (handshake, requests, bulk items) and eviction of idle documents.
+//! - `pacing`: at most one message with changes in flight per peer and document.
+//! - `local`: the host's own use of documents (open, close, insert, change).
 
 mod bulk;
 pub mod config;
@@ -30,6 +32,7 @@ mod document;
 mod exchange;
 mod fresh;
 mod handshake;
+mod local;
 mod memo;
 pub mod output;
 pub mod outputs;
@@ -44,8 +47,6 @@ mod upkeep;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-use automerge::Automerge;
 
 use crate::protocol::{self, Message, PeerId};
 use crate::DocumentId;
@@ -308,87 +309,6 @@ where
         shared
     }
 
-    /// The document, if it is in memory and has content.
-    pub fn document(&self, id: &DocumentId) -> Option<&Automerge> {
-        self.documents
-            .get(id)
-            .filter(|d| !d.is_loading() && d.has_content())
-            .map(|d| &d.doc)
-    }
-
-    /// Loads a document (from storage, or else from replica peers) and keeps it in memory
-    /// until [`Engine::close`]. The host hears [`Notification::DocumentReady`] or
-    /// [`Notification::DocumentUnavailable`].
-    pub fn open(&mut self, now: Millis, id: DocumentId) {
-        self.now = self.now.max(now);
-        let loading = self.ensure_document(id);
-        if let Some(entry) = self.documents.get_mut(&id) {
-            entry.pinned = true;
-            entry.last_used = self.now;
-            if loading {
-                if let Status::Loading { pending } = &mut entry.status {
-                    pending.push(Pending::Open);
-                }
-                return;
-            }
-        }
-        self.after_open(id);
-    }
-
-    /// The host no longer needs the document in memory.
-    pub fn close(&mut self, id: &DocumentId) {
-        if let Some(entry) = self.documents.get_mut(id) {
-            entry.pinned = false;
-        }
-    }
-
-    /// Adds a document made by the host (merging it into ours if we have one), stores it and
-    /// offers it to replica peers.
-    pub fn insert(
-        &mut self,
-        now: Millis,
-        id: DocumentId,
-        mut doc: Automerge,
-    ) -> Result<(), EngineError> {
-        self.change(now, id, |ours| {
-            ours.merge(&mut doc)
-                .map(|_| ())
-                .map_err(|e| EngineError::Automerge(e.to_string()))
-        })?
-    }
-
-    /// Changes a document in memory (creating it if nobody has it), then stores the change
-    /// and sends it to every peer that shares the document.
-    pub fn change<R>(
-        &mut self,
-        now: Millis,
-        id: DocumentId,
-        f: impl FnOnce(&mut Automerge) -> R,
-    ) -> Result<R, EngineError> {
-        self.now = self.now.max(now);
-        if !self.documents.contains_key(&id) {
-            if self.stored.contains(&id) {
-                return Err(EngineError::NotLoaded(id));
-            }
-            self.documents.insert(id, Document::empty(self.now));
-        }
-        let Some(entry) = self.documents.get_mut(&id) else {
-            return Err(EngineError::NotLoaded(id));
-        };
-        match entry.status {
-            Status::Loading { .. } => return Err(EngineError::NotLoaded(id)),
-            Status::Corrupt => return Err(EngineError::Corrupt(id)),
-            _ => {}
-        }
-        let before = entry.doc.get_heads();
-        let result = f(&mut entry.doc);
-        entry.last_used = self.now;
-        if entry.doc.get_heads() != before {
-            self.document_changed(id, ChangeOrigin::Local, before.is_empty());
-        }
-        Ok(result)
-    }
-
     // ---- helpers shared by the submodules ----
 
     /// Encodes and queues a message on a connection.
@@ -506,20 +426,6 @@ where
                 Pending::Offer { conn } => self.offer(conn, id),
                 Pending::Open => self.after_open(id),
             }
-        }
-    }
-
-    fn after_open(&mut self, id: DocumentId) {
-        let Some(entry) = self.documents.get(&id) else {
-            return;
-        };
-        match entry.status {
-            Status::Corrupt | Status::Loading { .. } => {}
-            _ if entry.has_content() => {
-                self.notify(Notification::DocumentReady { document: id });
-            }
-            Status::Unavailable | Status::Ready => self.want_document(id, None),
-            Status::Requesting { .. } => {}
         }
     }
 }
