@@ -66,6 +66,27 @@ impl Setup {
         queued.len()
     }
 
+    /// Wakes the node at `at` (as its host would at its deadline).
+    fn wake_node(&mut self, at: Millis) {
+        self.sim.now = at;
+        self.sim.replicas[self.node].engine.handle(at, Input::Wake);
+        self.sim.collect(self.node);
+    }
+
+    /// When the node's first waiting message may go without an answer.
+    fn node_deadline(&self) -> Option<Millis> {
+        self.sim.replicas[self.node].engine.next_deadline()
+    }
+
+    /// Everything delivered: the reader has what the node has.
+    fn settle(&mut self) {
+        self.sim.run();
+        assert_eq!(
+            self.sim.replicas[self.node].heads(&id(1)),
+            self.sim.replicas[self.reader].heads(&id(1))
+        );
+    }
+
     /// Delivers the next frame from the node to the reader; what the reader has then.
     fn reader_takes_one(&mut self) -> Option<String> {
         assert!(self.sim.deliver(self.reader_link, FROM_NODE));
@@ -86,22 +107,15 @@ fn changes_for_a_peer_that_has_not_answered_wait_and_go_in_one_message_when_it_d
         "the next ones wait for the reader's answer"
     );
     let answer_wait = s.sim.replicas[s.node].config.answer_wait;
-    assert_eq!(
-        s.sim.replicas[s.node].engine.next_deadline(),
-        Some(s.sim.now + answer_wait)
-    );
+    assert_eq!(s.node_deadline(), Some(s.sim.now + answer_wait));
 
     // The reader takes in v1 and answers; the answer brings it v2 and v3 in one message.
     assert_eq!(s.reader_takes_one().as_deref(), Some("\"v1\""));
     assert!(s.sim.deliver(s.reader_link, FROM_CLIENT));
     assert_eq!(s.queued_for_reader(), 1);
-    assert_eq!(s.sim.replicas[s.node].engine.next_deadline(), None);
+    assert_eq!(s.node_deadline(), None);
     assert_eq!(s.reader_takes_one().as_deref(), Some("\"v3\""));
-    s.sim.run();
-    assert_eq!(
-        s.sim.replicas[s.node].heads(&id(1)),
-        s.sim.replicas[s.reader].heads(&id(1))
-    );
+    s.settle();
 }
 
 #[test]
@@ -115,32 +129,18 @@ fn changes_for_a_peer_whose_answer_is_late_go_when_the_wait_is_over() {
     assert_eq!(s.reader_takes_one().as_deref(), Some("\"v1\""));
     assert_eq!(s.sim.queued(s.reader_link, FROM_CLIENT).len(), 1);
 
-    let deadline = s.sim.replicas[s.node]
-        .engine
-        .next_deadline()
-        .expect("a message waits");
-    s.sim.now = deadline - 1;
-    s.sim.replicas[s.node]
-        .engine
-        .handle(deadline - 1, Input::Wake);
-    s.sim.collect(s.node);
+    let deadline = s.node_deadline().expect("a message waits");
+    s.wake_node(deadline - 1);
     assert_eq!(s.queued_for_reader(), 0, "not before time");
-
-    s.sim.now = deadline;
-    s.sim.replicas[s.node].engine.handle(deadline, Input::Wake);
-    s.sim.collect(s.node);
+    s.wake_node(deadline);
     assert_eq!(s.queued_for_reader(), 1);
-    assert_eq!(s.sim.replicas[s.node].engine.next_deadline(), None);
+    assert_eq!(s.node_deadline(), None);
     assert_eq!(
         s.reader_takes_one().as_deref(),
         Some("\"v3\""),
         "v2 and v3 together"
     );
-    s.sim.run();
-    assert_eq!(
-        s.sim.replicas[s.node].heads(&id(1)),
-        s.sim.replicas[s.reader].heads(&id(1))
-    );
+    s.settle();
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn a_peer_that_keeps_up_gets_every_change_at_once() {
         assert_eq!(s.queued_for_reader(), 1, "{value} goes at once");
         assert_eq!(s.reader_takes_one(), Some(format!("\"{value}\"")));
         s.sim.run();
-        assert_eq!(s.sim.replicas[s.node].engine.next_deadline(), None);
+        assert_eq!(s.node_deadline(), None);
     }
 }
 
@@ -168,13 +168,7 @@ fn a_document_with_a_message_waiting_for_an_answer_stays_in_memory() {
         s.sim.replicas[s.node].engine.document(&id(1)).is_some(),
         "not evicted while v2 waits"
     );
-    let deadline = s.sim.replicas[s.node]
-        .engine
-        .next_deadline()
-        .expect("v2 waits");
-    s.sim.now = deadline;
-    s.sim.replicas[s.node].engine.handle(deadline, Input::Wake);
-    s.sim.collect(s.node);
+    s.wake_node(s.node_deadline().expect("v2 waits"));
     assert_eq!(s.queued_for_reader(), 2);
     s.sim.run();
     assert_eq!(
