@@ -75,8 +75,6 @@ pub(crate) struct PeerDoc {
     /// When we last sent this peer changes to this document, if it has not said anything
     /// about the document since: more changes wait for its answer ([`super::pacing`]).
     pub unanswered_since: Option<Millis>,
-    /// A message to this peer is waiting for that answer.
-    pub waiting: bool,
 }
 
 /// Token bucket: `rate` tokens a second, at most `burst` saved up.

@@ -254,7 +254,6 @@ where
             asked: false,
             refused: false,
             unanswered_since: None,
-            waiting: false,
         });
         if let SyncSlot::Parked(bytes) = &peer.sync {
             let state = if bytes.is_empty() {

@@ -160,7 +160,6 @@ where
             asked: false,
             refused: false,
             unanswered_since: None,
-            waiting: false,
         });
         peer.sync = SyncSlot::Live(Box::new(state));
         peer.asked = false;

@@ -26,24 +26,19 @@ where
     /// Whether a sync message to this peer for this document must wait for its answer to
     /// the last one. If so, it is owed again when the answer comes or the wait is over.
     pub(super) fn must_wait_for_answer(&mut self, conn: ConnectionId, id: DocumentId) -> bool {
-        let Some(peer) = self
+        let since = self
             .connections
-            .get_mut(&conn)
-            .and_then(|c| c.docs.get_mut(&id))
-        else {
-            return false;
-        };
-        let Some(since) = peer.unanswered_since else {
+            .get(&conn)
+            .and_then(|c| c.docs.get(&id))
+            .and_then(|peer| peer.unanswered_since);
+        let Some(since) = since else {
             return false;
         };
         let until = since.saturating_add(self.config.answer_wait);
         if self.now >= until {
             return false;
         }
-        if !peer.waiting {
-            peer.waiting = true;
-            self.waiting_for_answers.insert((until, conn, id));
-        }
+        self.waiting_for_answers.insert((until, conn, id));
         true
     }
 
@@ -70,9 +65,8 @@ where
         let Some(since) = peer.unanswered_since.take() else {
             return;
         };
-        if std::mem::take(&mut peer.waiting) {
-            let until = since.saturating_add(self.config.answer_wait);
-            self.waiting_for_answers.remove(&(until, conn, id));
+        let until = since.saturating_add(self.config.answer_wait);
+        if self.waiting_for_answers.remove(&(until, conn, id)) {
             self.pending_sync.insert((conn, id));
         }
     }
@@ -84,13 +78,6 @@ where
                 break;
             }
             self.waiting_for_answers.pop_first();
-            if let Some(peer) = self
-                .connections
-                .get_mut(&conn)
-                .and_then(|c| c.docs.get_mut(&id))
-            {
-                peer.waiting = false;
-            }
             self.pending_sync.insert((conn, id));
         }
     }
