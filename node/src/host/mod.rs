@@ -375,28 +375,28 @@ where
         let mut dispatched = Dispatched::default();
         // Each frame goes to its connection as soon as the engine has made it.
         for output in self.engine.drain_outputs() {
-            match output {
-                Output::Send { conn, frame } => self.outlets.send_or_hold(
-                    &mut dispatched,
-                    conn,
-                    Outbound::Frame(frame),
-                    self.authors.contains(&conn),
-                ),
-                Output::Close { conn, reason } => self.outlets.send_or_hold(
-                    &mut dispatched,
-                    conn,
-                    Outbound::Close(reason),
-                    self.authors.contains(&conn),
-                ),
-                Output::Store(op) => job.writes.push(op),
-                Output::Load { document } => job.loads.push(document),
+            let (conn, out) = match output {
+                Output::Send { conn, frame } => (conn, Outbound::Frame(frame)),
+                Output::Close { conn, reason } => (conn, Outbound::Close(reason)),
+                Output::Store(op) => {
+                    job.writes.push(op);
+                    continue;
+                }
+                Output::Load { document } => {
+                    job.loads.push(document);
+                    continue;
+                }
                 Output::Notify(n) => {
                     if self.notifications.receiver_count() > 0 {
                         let _ = self.notifications.send(n.clone());
                     }
-                    note(&self.metrics, n)
+                    note(&self.metrics, n);
+                    continue;
                 }
-            }
+            };
+            let must_wait = self.authors.contains(&conn);
+            self.outlets
+                .send_or_hold(&mut dispatched, conn, out, must_wait);
         }
         // Copying the gauges walks the documents in memory: under load, at most ten times a
         // second (it was 3% of the node's time when done after every flush).

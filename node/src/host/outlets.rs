@@ -81,26 +81,11 @@ impl Outlets {
         }
     }
 
-    /// Sends each delivery now unless `must_wait` says its connection must wait for this
-    /// job's commit or the connection already has frames held. Returns what is held (for
-    /// the storage job to release) and the connections whose queue was full.
-    #[cfg(test)]
-    pub fn dispatch(
-        &self,
-        deliveries: Vec<(ConnectionId, Outbound)>,
-        must_wait: impl Fn(ConnectionId) -> bool,
-    ) -> (Held, Vec<ConnectionId>) {
-        let mut dispatched = Dispatched::default();
-        for (conn, out) in deliveries {
-            self.send_or_hold(&mut dispatched, conn, out, must_wait(conn));
-        }
-        (dispatched.held, dispatched.too_slow)
-    }
-
-    /// One delivery of a job, as [`Outlets::dispatch`] treats each: sent now, unless its
-    /// connection must wait for the job's commit or already has frames held, in which case
-    /// it joins what the job holds. (The host sends each frame as soon as the engine has
-    /// made it, so the first peers have theirs while the engine makes the rest.)
+    /// One delivery of a job: sent now, unless its connection must wait for the job's
+    /// commit (`must_wait`) or already has frames held, in which case it joins what the job
+    /// holds (for the storage job to release). A connection whose queue was full is noted
+    /// in `dispatched.too_slow`. The host calls this for each frame as soon as the engine
+    /// has made it, so the first peers have theirs while the engine makes the rest.
     pub fn send_or_hold(
         &self,
         dispatched: &mut Dispatched,

@@ -310,6 +310,20 @@ async fn changes_for_a_reader_that_stopped_answering_go_when_the_wait_is_over() 
     host.shutdown().await;
 }
 
+/// One job's deliveries, each through [`Outlets::send_or_hold`] as the host sends them:
+/// what the job holds, and the connections whose queue was full.
+fn dispatch(
+    outlets: &Outlets,
+    deliveries: Vec<(ConnectionId, Outbound)>,
+    must_wait: impl Fn(ConnectionId) -> bool,
+) -> (outlets::Held, Vec<ConnectionId>) {
+    let mut dispatched = outlets::Dispatched::default();
+    for (conn, out) in deliveries {
+        outlets.send_or_hold(&mut dispatched, conn, out, must_wait(conn));
+    }
+    (dispatched.held, dispatched.too_slow)
+}
+
 fn frames(rx: &mut mpsc::Receiver<Outbound>) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     while let Ok(out) = rx.try_recv() {
@@ -331,26 +345,26 @@ fn outlets_keep_each_connections_order_across_held_and_early_frames() {
     let frame = |n: u8| Outbound::Frame(vec![n]);
 
     // Job 1: x must wait for the commit, y need not.
-    let (held1, slow) = outlets.dispatch(vec![(x, frame(1)), (y, frame(2))], |c| c == x);
+    let (held1, slow) = dispatch(&outlets, vec![(x, frame(1)), (y, frame(2))], |c| c == x);
     assert!(slow.is_empty());
     assert_eq!(frames(&mut rx_y), vec![vec![2]]);
     assert!(frames(&mut rx_x).is_empty());
     // Job 2: nothing must wait, but x still has job 1's frame held.
-    let (held2, _) = outlets.dispatch(vec![(x, frame(3)), (y, frame(4))], |_| false);
+    let (held2, _) = dispatch(&outlets, vec![(x, frame(3)), (y, frame(4))], |_| false);
     assert_eq!(frames(&mut rx_y), vec![vec![4]]);
     assert!(frames(&mut rx_x).is_empty());
 
     assert!(outlets.release(held1).is_empty());
     assert_eq!(frames(&mut rx_x), vec![vec![1]]);
     // Still behind job 2.
-    let (held3, _) = outlets.dispatch(vec![(x, frame(5))], |_| false);
+    let (held3, _) = dispatch(&outlets, vec![(x, frame(5))], |_| false);
     assert!(frames(&mut rx_x).is_empty());
     outlets.release(held2);
     assert_eq!(frames(&mut rx_x), vec![vec![3]]);
     outlets.release(held3);
     assert_eq!(frames(&mut rx_x), vec![vec![5]]);
     // Nothing held any more: straight out.
-    let (held4, _) = outlets.dispatch(vec![(x, frame(6))], |_| false);
+    let (held4, _) = dispatch(&outlets, vec![(x, frame(6))], |_| false);
     assert!(held4.is_empty());
     assert_eq!(frames(&mut rx_x), vec![vec![6]]);
 }
@@ -366,7 +380,7 @@ fn a_full_queue_marks_its_connection_too_slow() {
         (x, Outbound::Frame(vec![2])),
         (x, Outbound::Frame(vec![3])),
     ];
-    let (_, slow) = outlets.dispatch(deliveries, |_| false);
+    let (_, slow) = dispatch(&outlets, deliveries, |_| false);
     assert_eq!(slow, vec![x]);
 }
 

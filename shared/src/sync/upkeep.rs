@@ -90,8 +90,7 @@ where
     }
 
     /// Documents that could leave memory now (saved, not loading, not mid-bulk-sync, no
-    /// message waiting for an answer), with
-    /// when each was last used.
+    /// message waiting for an answer), with when each was last used.
     fn evictable(&self) -> Vec<(DocumentId, super::Millis)> {
         let busy: std::collections::BTreeSet<DocumentId> = self
             .connections

@@ -781,15 +781,7 @@ fn a_relayed_change_is_made_for_one_peer_at_a_time_and_none_is_lost_if_the_host_
     for output in taken {
         if let Output::Send { conn, frame } = output {
             let (l, side) = sim
-                .links
-                .iter()
-                .enumerate()
-                .find_map(|(i, l)| {
-                    l.ends
-                        .iter()
-                        .position(|e| *e == (node, conn))
-                        .map(|s| (i, s))
-                })
+                .link_of(node, conn)
                 .expect("a link for every connection");
             sim.links[l].queues[side].push_back(frame);
         }

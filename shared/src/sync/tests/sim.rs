@@ -258,7 +258,8 @@ impl Sim {
         self.connect(client, node, PeerRole::Replica, PeerRole::Client)
     }
 
-    fn link_of(&self, replica: usize, conn: ConnectionId) -> Option<(usize, usize)> {
+    /// The link and side of a replica's connection.
+    pub fn link_of(&self, replica: usize, conn: ConnectionId) -> Option<(usize, usize)> {
         self.links.iter().enumerate().find_map(|(i, l)| {
             l.ends
                 .iter()
