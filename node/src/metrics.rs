@@ -26,6 +26,7 @@ pub struct Metrics {
     pub protocol_violations: AtomicU64,
     pub documents_evicted: AtomicU64,
     pub snapshots_served: AtomicU64,
+    pub sync_messages_applied_together: AtomicU64,
     pub connections_refused: AtomicU64,
     pub storage_failures: AtomicU64,
     pub commits: AtomicU64,
@@ -53,6 +54,7 @@ impl Default for Metrics {
             protocol_violations: AtomicU64::new(0),
             documents_evicted: AtomicU64::new(0),
             snapshots_served: AtomicU64::new(0),
+            sync_messages_applied_together: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             storage_failures: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -86,6 +88,10 @@ impl Metrics {
         set(&self.protocol_violations, s.protocol_violations);
         set(&self.documents_evicted, s.documents_evicted);
         set(&self.snapshots_served, s.snapshots_served);
+        set(
+            &self.sync_messages_applied_together,
+            s.sync_messages_applied_together,
+        );
     }
 
     pub fn observe_commit(&self, took: Duration, writes: usize) {
@@ -158,6 +164,12 @@ impl Metrics {
             "counter",
             "Peers with nothing of a document answered from storage without loading it",
             g(&self.snapshots_served),
+        );
+        metric(
+            "ibis_sync_messages_applied_together_total",
+            "counter",
+            "Sync messages whose changes were applied together with other peers' changes to the same document",
+            g(&self.sync_messages_applied_together),
         );
         metric(
             "ibis_frames_in_total",

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ibis_shared::sync::{
-    ConnectionId, Direction, Engine, EngineConfig, Input, Millis, Notification, Output, Policy,
-    StoredDocument,
+    ChangeOrigin, ConnectionId, Direction, Engine, EngineConfig, Input, Millis, Notification,
+    Output, Policy, StoredDocument,
 };
 use ibis_shared::DocumentId;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -228,8 +228,8 @@ struct EngineTask<P: Policy> {
     clock: Instant,
     storage: std::sync::mpsc::Sender<StorageMessage>,
     outlets: Outlets,
-    /// Connections whose frames made the engine store something since the last flush:
-    /// what we send them waits for the commit.
+    /// Connections whose changes the engine stored since the last flush (as its
+    /// notifications say): what we send them after that waits for the commit.
     authors: HashSet<ConnectionId>,
     metrics: Arc<Metrics>,
     /// When the metrics last copied the engine's counters and gauges.
@@ -267,6 +267,9 @@ where
                 }
                 input = rx.recv() => {
                     let Some(input) = input else { break };
+                    // Changes several peers send to one document meanwhile are applied
+                    // together when the outputs are taken (one apply, one write).
+                    self.engine.defer_applies();
                     if let Some(done) = self.handle(input) {
                         self.close_all();
                         self.flush();
@@ -322,11 +325,7 @@ where
                 );
             }
             HostInput::Frame { conn, frame } => {
-                let writes = self.engine.stats().writes;
-                self.engine.handle(now, Input::Frame { conn, frame });
-                if self.engine.stats().writes > writes {
-                    self.authors.insert(conn);
-                }
+                self.engine.handle(now, Input::Frame { conn, frame })
             }
             HostInput::Text { conn } => self.engine.handle(now, Input::TextFrame { conn }),
             HostInput::Closed { conn } => {
@@ -336,7 +335,10 @@ where
             HostInput::Loaded { document, result } => {
                 self.engine.handle(now, Input::Loaded { document, result })
             }
-            HostInput::Run(f) => f(&mut self.engine, now),
+            HostInput::Run(f) => {
+                self.engine.apply_deferred();
+                f(&mut self.engine, now)
+            }
             HostInput::Shutdown(done) => return Some(done),
         }
         None
@@ -387,6 +389,15 @@ where
                     continue;
                 }
                 Output::Notify(n) => {
+                    // What we send a peer whose changes this job stores waits for the
+                    // commit (the notification comes before anything made after them).
+                    if let Notification::DocumentChanged {
+                        origin: ChangeOrigin::Remote(conn),
+                        ..
+                    } = &n
+                    {
+                        self.authors.insert(*conn);
+                    }
                     if self.notifications.receiver_count() > 0 {
                         let _ = self.notifications.send(n.clone());
                     }

@@ -1,19 +1,19 @@
-//! `sync` and `request`: applying a peer's changes (after the policy's check), persisting
-//! them before anyone hears of them, and sending every peer that shares the document what it
-//! lacks.
+//! `sync` and `request`: taking in a peer's message (its changes are applied by
+//! [`super::apply`]), persisting changes before anyone hears of them, and sending every
+//! peer that shares the document what it lacks.
 
 use automerge::sync::{self, SyncDoc};
-use automerge::Automerge;
 
 use crate::protocol::Message;
 use crate::DocumentId;
 
+use super::apply::Check;
 use super::connection::{PeerDoc, PeerHas, SyncSlot};
 use super::document::{Pending, Status};
 use super::memo::SyncMemo;
 use super::output::{ChangeOrigin, Notification, Output, StoreOp};
 use super::policy::Policy;
-use super::receive::{nothing_to_send, receive_sync_message};
+use super::receive::nothing_to_send;
 use super::{ConnectionId, Engine};
 
 impl<P: Policy> Engine<P>
@@ -74,21 +74,17 @@ where
         let their_heads_empty = message.heads.is_empty();
 
         self.peer_doc(conn, id);
-        let (before, outcome) = {
-            let (Some(c), Some(entry)) =
-                (self.connections.get_mut(&conn), self.documents.get_mut(&id))
+        {
+            let Some(peer) = self
+                .connections
+                .get_mut(&conn)
+                .and_then(|c| c.docs.get_mut(&id))
             else {
                 return;
             };
-            let Some(peer) = c.docs.get_mut(&id) else {
-                return;
-            };
-            if peer.refused {
+            if peer.refused || !matches!(peer.sync, SyncSlot::Live(_)) {
                 return;
             }
-            let SyncSlot::Live(state) = &mut peer.sync else {
-                return;
-            };
             peer.asked = false;
             if is_request || their_heads_empty {
                 if peer.has != PeerHas::Has {
@@ -97,113 +93,10 @@ where
             } else {
                 peer.has = PeerHas::Has;
             }
-            let before = entry.doc.get_heads();
-            let outcome = match check {
-                Check::Scratch => {
-                    // Apply to a scratch copy; keep it only if the policy accepts the result.
-                    let mut scratch = entry.doc.clone();
-                    let mut scratch_state = state.as_ref().clone();
-                    match receive_sync_message(&mut scratch, &mut scratch_state, message) {
-                        Err(e) => Outcome::Invalid(e.to_string()),
-                        Ok(()) => {
-                            match self
-                                .policy
-                                .check_write(&c.principal, &id, &entry.doc, &scratch)
-                            {
-                                Ok(()) => {
-                                    entry.doc = scratch;
-                                    **state = scratch_state;
-                                    Outcome::Applied
-                                }
-                                Err(reason) => Outcome::Rejected(reason),
-                            }
-                        }
-                    }
-                }
-                Check::InPlace => {
-                    // Apply to the document itself; undo by rebuilding it at `before` if
-                    // the policy refuses the result.
-                    let mut new_state = state.as_ref().clone();
-                    match receive_sync_message(&mut entry.doc, &mut new_state, message) {
-                        Err(e) => Outcome::Invalid(e.to_string()),
-                        Ok(()) => {
-                            match self
-                                .policy
-                                .check_in_place(&c.principal, &id, &before, &entry.doc)
-                            {
-                                Ok(()) => {
-                                    **state = new_state;
-                                    Outcome::Applied
-                                }
-                                Err(reason) => match undo(&entry.doc, &before) {
-                                    Ok(doc) => {
-                                        entry.doc = doc;
-                                        Outcome::Rejected(reason)
-                                    }
-                                    Err(e) => Outcome::Invalid(format!(
-                                        "{reason}; and the change could not be undone: {e}"
-                                    )),
-                                },
-                            }
-                        }
-                    }
-                }
-                Check::None => match receive_sync_message(&mut entry.doc, state, message) {
-                    Ok(()) => Outcome::Applied,
-                    Err(e) => Outcome::Invalid(e.to_string()),
-                },
-            };
-            (before, outcome)
-        };
-        match outcome {
-            Outcome::Applied => {}
-            Outcome::Invalid(e) => {
-                self.fail(
-                    conn,
-                    format!("automerge rejected the sync message for {id}: {e}"),
-                );
-                return;
-            }
-            Outcome::Rejected(reason) => {
-                // Nothing of the change is kept or relayed; the sender hears why and stays
-                // connected, but this document no longer syncs with it until it reconnects.
-                if let Some(peer) = self
-                    .connections
-                    .get_mut(&conn)
-                    .and_then(|c| c.docs.get_mut(&id))
-                {
-                    peer.refused = true;
-                }
-                self.stats.changes_rejected += 1;
-                self.send(
-                    conn,
-                    &Message::Error {
-                        sender_id: Some(self.config.peer_id.clone()),
-                        message: format!("change to {id} rejected: {reason}"),
-                    },
-                );
-                self.notify(Notification::ChangeRejected {
-                    conn,
-                    document: id,
-                    reason,
-                });
-                return;
-            }
         }
-        let Some(entry) = self.documents.get_mut(&id) else {
-            return;
-        };
-        entry.last_used = self.now;
-        let now_has_content = entry.has_content();
-        if entry.doc.get_heads() != before {
-            self.document_changed(id, ChangeOrigin::Remote(conn), before.is_empty());
-        } else {
-            self.pending_sync.insert((conn, id));
+        if let Some(message) = self.defer_incoming(conn, id, check, message) {
+            self.apply_one(conn, id, check, message);
         }
-        if !now_has_content {
-            self.want_document(id, Some(conn));
-        }
-        self.settle_if_in_sync(conn, id);
     }
 
     /// Tells a peer it may not have a document (or that ours cannot be read).
@@ -439,31 +332,4 @@ where
             self.check_request(id);
         }
     }
-}
-
-/// What became of a peer's sync message.
-enum Outcome {
-    Applied,
-    /// The policy refused the resulting document.
-    Rejected(String),
-    /// Automerge could not apply it.
-    Invalid(String),
-}
-
-/// How an incoming change is checked before it is kept.
-enum Check {
-    /// The policy trusts the sender with this document.
-    None,
-    /// Applied to a copy, kept if the policy accepts the copy.
-    Scratch,
-    /// Applied in place, undone if the policy refuses the result.
-    InPlace,
-}
-
-/// The document as it was at `heads`, with the same actor (undoing a refused change).
-fn undo(doc: &Automerge, heads: &[automerge::ChangeHash]) -> Result<Automerge, String> {
-    let actor = doc.get_actor().clone();
-    doc.fork_at(heads)
-        .map(|d| d.with_actor(actor))
-        .map_err(|e| e.to_string())
 }

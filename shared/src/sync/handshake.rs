@@ -48,6 +48,11 @@ where
     pub(super) fn on_frame(&mut self, conn: ConnectionId, frame: &[u8]) {
         let limits = self.config.limits;
         let now = self.now;
+        // What this peer sent before goes in first. Frames from other peers may come before
+        // it: nothing orders one connection's frames against another's.
+        if self.keeps_incoming_from(conn) {
+            self.apply_incoming();
+        }
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };

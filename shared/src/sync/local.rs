@@ -27,6 +27,7 @@ where
     /// until [`Engine::close`]. The host hears [`Notification::DocumentReady`] or
     /// [`Notification::DocumentUnavailable`].
     pub fn open(&mut self, now: Millis, id: DocumentId) {
+        self.apply_incoming();
         self.now = self.now.max(now);
         let loading = self.ensure_document(id);
         if let Some(entry) = self.documents.get_mut(&id) {
@@ -44,6 +45,7 @@ where
 
     /// The host no longer needs the document in memory.
     pub fn close(&mut self, id: &DocumentId) {
+        self.apply_incoming();
         if let Some(entry) = self.documents.get_mut(id) {
             entry.pinned = false;
         }
@@ -72,6 +74,7 @@ where
         id: DocumentId,
         f: impl FnOnce(&mut Automerge) -> R,
     ) -> Result<R, EngineError> {
+        self.apply_incoming();
         self.now = self.now.max(now);
         if !self.documents.contains_key(&id) {
             if self.stored.contains(&id) {

@@ -25,6 +25,7 @@
 //! - `pacing`: at most one message with changes in flight per peer and document.
 //! - `local`: the host's own use of documents (open, close, insert, change).
 
+mod apply;
 mod bulk;
 pub mod config;
 mod connection;
@@ -32,6 +33,7 @@ mod document;
 mod exchange;
 mod fresh;
 mod handshake;
+mod incoming;
 mod local;
 mod memo;
 pub mod output;
@@ -133,6 +135,9 @@ pub struct EngineStats {
     pub snapshots_served: u64,
     /// `Store` outputs (changes, snapshots, sync states) queued so far.
     pub writes: u64,
+    /// Sync messages whose changes were applied together with others' to the same
+    /// document (see [`Engine::defer_applies`]).
+    pub sync_messages_applied_together: u64,
 }
 
 /// A snapshot of the engine's size, for metrics and health.
@@ -165,6 +170,10 @@ pub struct Engine<P: Policy> {
     pending_sync: BTreeSet<(ConnectionId, DocumentId)>,
     /// Messages waiting for a peer's answer ([`pacing`]), by when they stop waiting.
     waiting_for_answers: BTreeSet<(Millis, ConnectionId, DocumentId)>,
+    /// Set by [`Engine::defer_applies`] until the outputs are taken.
+    deferring: bool,
+    /// Changes kept to be applied together ([`incoming`]).
+    incoming: Option<incoming::Incoming>,
     stats: EngineStats,
 }
 
@@ -192,6 +201,8 @@ where
             outputs: VecDeque::new(),
             pending_sync: BTreeSet::new(),
             waiting_for_answers: BTreeSet::new(),
+            deferring: false,
+            incoming: None,
             stats: EngineStats::default(),
         }
     }
@@ -207,6 +218,9 @@ where
     /// Feeds one input. Outputs queue up until [`Engine::poll_output`].
     pub fn handle(&mut self, now: Millis, input: Input<P::Principal>) {
         self.now = self.now.max(now);
+        if !matches!(input, Input::Frame { .. }) {
+            self.apply_incoming();
+        }
         self.stop_waiting_for_late_answers();
         match input {
             Input::Connected {
@@ -333,6 +347,8 @@ where
     /// The peer broke the protocol: tell it why, close the connection, forget it. Other
     /// connections and documents are untouched.
     fn fail(&mut self, conn: ConnectionId, reason: String) {
+        // Whatever the peer sent before is kept, as if applied when it came.
+        self.apply_incoming();
         tracing::debug!(?conn, %reason, "protocol violation");
         self.stats.protocol_violations += 1;
         self.send(

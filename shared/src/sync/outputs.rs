@@ -34,6 +34,9 @@ where
     P::Principal: PartialEq,
 {
     pub(super) fn new(engine: &'a mut Engine<P>) -> Self {
+        // Changes kept to be applied together go in before anything is sent.
+        engine.apply_incoming();
+        engine.deferring = false;
         Self {
             engine,
             owed: VecDeque::new(),

@@ -26,18 +26,64 @@ pub fn receive_sync_message(
     state: &mut State,
     message: Message,
 ) -> Result<(), AutomergeError> {
-    state.in_flight = false;
     let before_heads = doc.get_heads();
+    let mut changes = Vec::new();
+    if take_flags_and_changes(state, &message, &mut changes) {
+        doc.load_incremental(&changes)?;
+        state.shared_heads = advance_heads(&before_heads, &doc.get_heads(), &state.shared_heads);
+    }
+    let had_changes = !message.changes.is_empty();
     let Message {
-        heads,
-        changes,
-        need,
-        have,
-        flags,
-        ..
+        heads, need, have, ..
     } = message;
+    settle_state(doc, state, &before_heads, had_changes, heads, need, have);
+    Ok(())
+}
 
-    if let Some(flags) = flags {
+/// Apply the messages of several peers, each with changes for the same document, in one
+/// `load_incremental` (automerge walks the changed objects' operations, history included,
+/// once per call: on a busy document that walk is most of the apply). Each peer's `state`
+/// ends as [`receive_sync_message`] would leave it, except that its shared heads gain only
+/// what the peer itself announced (the changes of the others are not the peer's to share),
+/// so a peer never counts as holding a change it was not sent.
+pub(super) fn receive_together<'a>(
+    doc: &mut Automerge,
+    batch: impl IntoIterator<Item = (&'a mut State, &'a Message)>,
+) -> Result<(), AutomergeError> {
+    let before_heads = doc.get_heads();
+    let mut changes = Vec::new();
+    let batch: Vec<(&mut State, &Message, bool)> = batch
+        .into_iter()
+        .map(|(state, message)| {
+            let takes = take_flags_and_changes(state, message, &mut changes);
+            (state, message, takes)
+        })
+        .collect();
+    doc.load_incremental(&changes)?;
+    let after_heads = doc.get_heads();
+    for (state, message, took_changes) in batch {
+        if took_changes {
+            state.shared_heads.retain(|head| after_heads.contains(head));
+        }
+        settle_state(
+            doc,
+            state,
+            &before_heads,
+            !message.changes.is_empty(),
+            message.heads.clone(),
+            message.need.clone(),
+            message.have.clone(),
+        );
+    }
+    Ok(())
+}
+
+/// The first half of taking in a message: what its flags say about the peer, and its
+/// changes appended to `changes`, unless we do not take changes from this peer. True when
+/// it had changes we take.
+fn take_flags_and_changes(state: &mut State, message: &Message, changes: &mut Vec<u8>) -> bool {
+    state.in_flight = false;
+    if let Some(flags) = message.flags {
         // Only peers that understand version 2 messages send flags.
         let mut capabilities = vec![Capability::MessageV2];
         if flags.contains(MessageFlags::SUPPORTS_SYNC_RESET) {
@@ -49,20 +95,29 @@ pub fn receive_sync_message(
         }
         state.peer_read_only = flags.contains(MessageFlags::READ_ONLY);
     }
-
-    let no_changes = changes.is_empty();
-    if !no_changes && !state.read_only {
-        let bytes = changes.iter().fold(Vec::new(), |mut all, chunk| {
-            all.extend_from_slice(chunk);
-            all
-        });
-        doc.load_incremental(&bytes)?;
-        state.shared_heads = advance_heads(&before_heads, &doc.get_heads(), &state.shared_heads);
+    if message.changes.is_empty() || state.read_only {
+        return false;
     }
+    for chunk in message.changes.iter() {
+        changes.extend_from_slice(chunk);
+    }
+    true
+}
 
+/// The second half, once the changes are in `doc`: what we know the peer holds, and what
+/// it said it has, needs and is at.
+fn settle_state(
+    doc: &Automerge,
+    state: &mut State,
+    before_heads: &[ChangeHash],
+    had_changes: bool,
+    heads: Vec<ChangeHash>,
+    need: Vec<ChangeHash>,
+    have: Vec<Have>,
+) {
     trim_sent_hashes(doc, &heads, &mut state.sent_hashes);
 
-    if no_changes && heads == before_heads {
+    if !had_changes && heads == before_heads {
         state.last_sent_heads.clone_from(&heads);
     }
 
@@ -87,7 +142,6 @@ pub fn receive_sync_message(
     state.their_have = Some(have);
     state.their_heads = Some(heads);
     state.their_need = Some(need);
-    Ok(())
 }
 
 /// True when automerge's `generate_sync_message` would return nothing for this peer (and

@@ -6,7 +6,7 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ChangeHash, ROOT};
 use proptest::prelude::*;
 
-use super::{nothing_to_send, receive_sync_message};
+use super::{nothing_to_send, receive_sync_message, receive_together};
 
 const PEERS: usize = 3;
 
@@ -19,6 +19,10 @@ enum Step {
         from: usize,
         to: usize,
         lost: bool,
+    },
+    /// Every other peer generates a message for `to`, which takes them all in at once.
+    SendTogether {
+        to: usize,
     },
     /// The peer starts over with an empty document and no sync states.
     Forget(usize),
@@ -51,6 +55,7 @@ fn step() -> impl Strategy<Value = Step> {
         8 => (peer.clone(), peer.clone(), prop::bool::weighted(0.15))
             .prop_filter("to another peer", |(from, to, _)| from != to)
             .prop_map(|(from, to, lost)| Step::Send { from, to, lost }),
+        3 => peer.clone().prop_map(|to| Step::SendTogether { to }),
         1 => peer.clone().prop_map(Step::Forget),
         2 => (peer.clone(), peer, prop_oneof![
                 Just(Bend::TheirHeadsAreOurs),
@@ -135,7 +140,67 @@ impl World {
             Step::Send { from, to, lost } => {
                 self.send(from, to, lost)?;
             }
+            Step::SendTogether { to } => self.send_together(to)?,
         }
+        Ok(())
+    }
+
+    /// `receive_together` against taking the same messages one after another: the same
+    /// document, and the same sync states except for what we know the peer holds. Taken
+    /// together, a message is read with the others' changes already in, so it may show
+    /// that the peer holds more than it did one by one (its heads are now changes we know);
+    /// never a change the peer does not hold.
+    fn send_together(&mut self, to: usize) -> Result<(), TestCaseError> {
+        let mut messages = Vec::new();
+        for from in (0..PEERS).filter(|from| *from != to) {
+            let sender = &mut self.peers[from];
+            let Some(message) = sender.doc.generate_sync_message(&mut sender.states[to]) else {
+                continue;
+            };
+            if message.changes.is_empty() {
+                // The engine applies together only messages with changes; the others are
+                // taken in on their own, before.
+                let receiver = &mut self.peers[to];
+                receive_sync_message(&mut receiver.doc, &mut receiver.states[from], message)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            } else {
+                messages.push((from, message));
+            }
+        }
+        let receiver = &self.peers[to];
+        let mut one_by_one = receiver.doc.clone();
+        let mut expected = receiver.states.clone();
+        for (from, message) in &messages {
+            let applied = one_by_one.receive_sync_message(&mut expected[*from], message.clone());
+            prop_assert!(applied.is_ok());
+        }
+        let mut states = receiver.states.clone();
+        let batch = states.iter_mut().enumerate().filter_map(|(peer, state)| {
+            messages
+                .iter()
+                .find(|(from, _)| *from == peer)
+                .map(|(_, message)| (state, message))
+        });
+        let mut doc = receiver.doc.clone();
+        prop_assert!(receive_together(&mut doc, batch).is_ok());
+        prop_assert_eq!(one_by_one.get_heads(), doc.get_heads());
+        for (from, _) in &messages {
+            let (want, got) = (&expected[*from], &states[*from]);
+            let holds = |h: &ChangeHash| self.peers[*from].doc.get_change_meta_by_hash(h).is_some();
+            prop_assert!(got
+                .shared_heads
+                .iter()
+                .all(|h| want.shared_heads.contains(h) || holds(h)));
+            prop_assert!(got.sent_hashes.is_subset(&want.sent_hashes));
+            prop_assert!(want.sent_hashes.difference(&got.sent_hashes).all(holds));
+            let mut rest = got.clone();
+            rest.shared_heads.clone_from(&want.shared_heads);
+            rest.sent_hashes.clone_from(&want.sent_hashes);
+            prop_assert_eq!(&rest, want);
+        }
+        let receiver = &mut self.peers[to];
+        receiver.doc = doc;
+        receiver.states = states;
         Ok(())
     }
 

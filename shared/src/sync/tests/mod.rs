@@ -3,6 +3,7 @@ mod fresh;
 mod pacing;
 mod props;
 mod sim;
+mod together;
 
 use automerge::{transaction::Transactable, ReadDoc, ROOT};
 
