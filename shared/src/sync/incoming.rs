@@ -20,6 +20,11 @@
 //! (the acknowledgements that other writers send meanwhile, mostly) are taken in first, as
 //! if they had come before: nothing orders one connection's frames against another's, and
 //! what we send in answer is made when the outputs are taken, after the changes are in.
+//!
+//! Left out of the wasm build: the browser talks to one node, so it never has changes from
+//! several peers to apply together, and the app stays within its size budget. There the
+//! engine's `apply_incoming` and friends do nothing (see the bottom of `mod.rs`).
+#![cfg(not(target_arch = "wasm32"))]
 
 use automerge::sync;
 

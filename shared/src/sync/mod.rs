@@ -171,8 +171,10 @@ pub struct Engine<P: Policy> {
     /// Messages waiting for a peer's answer ([`pacing`]), by when they stop waiting.
     waiting_for_answers: BTreeSet<(Millis, ConnectionId, DocumentId)>,
     /// Set by [`Engine::defer_applies`] until the outputs are taken.
+    #[cfg(not(target_arch = "wasm32"))]
     deferring: bool,
     /// Changes kept to be applied together ([`incoming`]).
+    #[cfg(not(target_arch = "wasm32"))]
     incoming: Option<incoming::Incoming>,
     stats: EngineStats,
 }
@@ -201,7 +203,9 @@ where
             outputs: VecDeque::new(),
             pending_sync: BTreeSet::new(),
             waiting_for_answers: BTreeSet::new(),
+            #[cfg(not(target_arch = "wasm32"))]
             deferring: false,
+            #[cfg(not(target_arch = "wasm32"))]
             incoming: None,
             stats: EngineStats::default(),
         }
@@ -443,5 +447,29 @@ where
                 Pending::Open => self.after_open(id),
             }
         }
+    }
+}
+
+/// The browser's engine talks to one node: it never keeps changes to apply together
+/// ([`incoming`] is left out of the wasm build).
+#[cfg(target_arch = "wasm32")]
+impl<P: Policy> Engine<P>
+where
+    P::Principal: PartialEq,
+{
+    fn apply_incoming(&mut self) {}
+
+    fn keeps_incoming_from(&self, _: ConnectionId) -> bool {
+        false
+    }
+
+    fn defer_incoming(
+        &mut self,
+        _: ConnectionId,
+        _: DocumentId,
+        _: apply::Check,
+        message: automerge::sync::Message,
+    ) -> Option<automerge::sync::Message> {
+        Some(message)
     }
 }

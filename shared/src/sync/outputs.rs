@@ -36,7 +36,10 @@ where
     pub(super) fn new(engine: &'a mut Engine<P>) -> Self {
         // Changes kept to be applied together go in before anything is sent.
         engine.apply_incoming();
-        engine.deferring = false;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            engine.deferring = false;
+        }
         Self {
             engine,
             owed: VecDeque::new(),

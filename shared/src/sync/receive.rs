@@ -46,6 +46,7 @@ pub fn receive_sync_message(
 /// ends as [`receive_sync_message`] would leave it, except that its shared heads gain only
 /// what the peer itself announced (the changes of the others are not the peer's to share),
 /// so a peer never counts as holding a change it was not sent.
+#[cfg(not(target_arch = "wasm32"))]
 pub(super) fn receive_together<'a>(
     doc: &mut Automerge,
     batch: impl IntoIterator<Item = (&'a mut State, &'a Message)>,

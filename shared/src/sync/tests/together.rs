@@ -140,14 +140,19 @@ fn an_answer_from_another_peer_in_between_does_not_keep_them_apart() {
     assert!(s.has(s.reader, "a") && s.has(s.reader, "b"));
 }
 
+/// A policy that refuses writes setting `key`, checked in place or on a scratch copy.
+fn checking(key: &str, in_place: bool) -> RolePolicy {
+    RolePolicy {
+        forbidden_key: Some(key.into()),
+        in_place,
+        ..RolePolicy::default()
+    }
+}
+
 #[test]
 fn a_refused_change_among_others_is_refused_alone() {
     for in_place in [false, true] {
-        let mut s = setup(RolePolicy {
-            forbidden_key: Some("forbidden".into()),
-            in_place,
-            ..RolePolicy::default()
-        });
+        let mut s = setup(checking("forbidden", in_place));
         s.write_both(["fine", "forbidden"]);
 
         assert_eq!(s.together(), 0, "in place: {in_place}");
@@ -167,11 +172,7 @@ fn a_refused_change_among_others_is_refused_alone() {
 #[test]
 fn allowed_changes_are_checked_together_and_kept() {
     for in_place in [false, true] {
-        let mut s = setup(RolePolicy {
-            forbidden_key: Some("forbidden".into()),
-            in_place,
-            ..RolePolicy::default()
-        });
+        let mut s = setup(checking("forbidden", in_place));
         s.write_both(["a", "b"]);
         assert_eq!(s.together(), 2, "in place: {in_place}");
         assert!(s.has(s.node, "a") && s.has(s.node, "b"));
