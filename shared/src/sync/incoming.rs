@@ -68,21 +68,18 @@ where
             .is_some_and(|batch| batch.messages.iter().any(|(c, _)| *c == conn))
     }
 
-    /// Whether a sync message from `conn` may join the changes waiting to be applied.
-    pub(super) fn may_join_incoming(
-        &self,
-        conn: ConnectionId,
-        id: DocumentId,
-        message: &sync::Message,
-    ) -> bool {
+    /// Whether a message from `conn` with changes to `id`, checked as `check`, may join
+    /// the changes kept: the same document and check, and a peer not among them yet with
+    /// the same principal as theirs.
+    fn joins_incoming(&self, conn: ConnectionId, id: DocumentId, check: Check) -> bool {
         let Some(batch) = &self.incoming else {
             return false;
         };
         let principal_of = |c: ConnectionId| self.connections.get(&c).map(|c| &c.principal);
         let first = batch.messages.first().map(|(c, _)| *c);
-        !message.changes.is_empty()
-            && batch.document == id
-            && batch.messages.iter().all(|(c, _)| *c != conn)
+        batch.document == id
+            && batch.check == check
+            && !self.keeps_incoming_from(conn)
             && principal_of(conn).is_some()
             && first.and_then(principal_of) == principal_of(conn)
     }
@@ -103,9 +100,7 @@ where
         if !self.deferring || message.changes.is_empty() || !ready {
             return Some(message);
         }
-        let joins = self.may_join_incoming(conn, id, &message)
-            && self.incoming.as_ref().is_some_and(|b| b.check == check);
-        if !joins {
+        if !self.joins_incoming(conn, id, check) {
             self.apply_incoming();
         }
         match &mut self.incoming {
