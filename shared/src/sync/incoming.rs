@@ -136,7 +136,10 @@ where
     }
 
     /// One apply and one check for all the messages. False, with the document and every
-    /// sync state as they were, if automerge or the policy refuses the result.
+    /// sync state as they were, if automerge or the policy refuses the result (then the
+    /// caller applies them one by one). True when they were applied, and also when a
+    /// refused result could not be undone: those peers are then disconnected, as the
+    /// single-message path does.
     fn apply_together(
         &mut self,
         id: DocumentId,
