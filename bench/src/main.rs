@@ -228,6 +228,10 @@ async fn suite(
                 |r, v| {
                     r.add(&format!("changes_per_s_{suffix}"), v.changes_per_s);
                     r.add(&format!("delivered_pct_{suffix}"), v.delivered * 100.0);
+                    r.add(
+                        &format!("changes_per_message_{suffix}"),
+                        v.changes_per_message,
+                    );
                     if let Some(us) = v.server_cpu_us {
                         r.add(&format!("server_cpu_us_{suffix}"), us);
                     }

@@ -41,11 +41,20 @@ impl ServerResult {
     }
 }
 
+/// Which way a figure is better, if either.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Lower,
+    Higher,
+    /// Describes how a server works, not how well: no ratio.
+    Neither,
+}
+
 /// One row of the table.
 struct Figure {
     key: &'static str,
     label: &'static str,
-    lower_is_better: bool,
+    better: Better,
     decimals: usize,
 }
 
@@ -53,133 +62,145 @@ const FIGURES: &[Figure] = &[
     Figure {
         key: "fanout_p50_ms",
         label: "fan-out latency p50 (ms)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 2,
     },
     Figure {
         key: "fanout_p99_ms",
         label: "fan-out latency p99 (ms)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 2,
     },
     Figure {
         key: "changes_per_s_1doc",
         label: "relayed changes/s, writers × 1 document",
-        lower_is_better: false,
+        better: Better::Higher,
         decimals: 0,
     },
     Figure {
         key: "changes_per_s_100docs",
         label: "relayed changes/s, writers × 100 documents",
-        lower_is_better: false,
+        better: Better::Higher,
         decimals: 0,
     },
     Figure {
         key: "delivered_pct_1doc",
         label: "share of changes the observer got, 1 document (%)",
-        lower_is_better: false,
+        better: Better::Higher,
         decimals: 1,
     },
     Figure {
         key: "delivered_pct_100docs",
         label: "share of changes the observer got, 100 documents (%)",
-        lower_is_better: false,
+        better: Better::Higher,
+        decimals: 1,
+    },
+    Figure {
+        key: "changes_per_message_1doc",
+        label: "changes per message to the observer, 1 document",
+        better: Better::Neither,
+        decimals: 1,
+    },
+    Figure {
+        key: "changes_per_message_100docs",
+        label: "changes per message to the observer, 100 documents",
+        better: Better::Neither,
         decimals: 1,
     },
     Figure {
         key: "server_cpu_us_1doc",
         label: "server CPU per relayed change, 1 document (µs)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "server_cpu_us_100docs",
         label: "server CPU per relayed change, 100 documents (µs)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "clients_cpu_us_1doc",
         label: "load clients' CPU per relayed change, 1 document (µs)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "clients_cpu_us_100docs",
         label: "load clients' CPU per relayed change, 100 documents (µs)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "create_docs_s",
         label: "create and sync documents (s)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 2,
     },
     Figure {
         key: "populate_s",
         label: "one client syncs the practices held idle to the server (s)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 1,
     },
     Figure {
         key: "idle_rss_mb",
         label: "idle RSS after syncing practices (MB)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 1,
     },
     Figure {
         key: "full_sync_s",
         label: "fresh client's full sync (s)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 2,
     },
     Figure {
         key: "full_sync_mb",
         label: "fresh client's full sync (MB on the wire)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 2,
     },
     Figure {
         key: "full_sync_peak_rss_mb",
         label: "server peak RSS during the full sync (MB)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 1,
     },
     Figure {
         key: "reconnect_bytes",
         label: "reconnect after one edit (bytes)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "reconnect_round_trips",
         label: "reconnect after one edit (round trips)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "app_first_sync_s",
         label: "app: a fresh browser syncs and lists the catalogue (s)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 2,
     },
     Figure {
         key: "app_first_rows_ms",
         label: "app: reload to the list's first rows, from IndexedDB (ms)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "app_list_complete_ms",
         label: "app: reload to the whole catalogue listed, from IndexedDB (ms)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 0,
     },
     Figure {
         key: "app_search_ms",
         label: "app: one search over the catalogue, typed to shown (ms)",
-        lower_is_better: true,
+        better: Better::Lower,
         decimals: 1,
     },
 ];
@@ -244,10 +265,10 @@ impl Report {
     fn ratio(&self, other: Kind, figure: &Figure) -> Option<f64> {
         let ours = self.get(Kind::Ibis, figure.key)?;
         let theirs = self.get(other, figure.key)?;
-        let (num, den) = if figure.lower_is_better {
-            (theirs, ours)
-        } else {
-            (ours, theirs)
+        let (num, den) = match figure.better {
+            Better::Lower => (theirs, ours),
+            Better::Higher => (ours, theirs),
+            Better::Neither => return None,
         };
         (den > 0.0).then(|| num / den)
     }
@@ -410,5 +431,65 @@ impl Report {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(ibis: &[(&str, f64)], js: &[(&str, f64)]) -> Report {
+        let result = |figures: &[(&str, f64)]| {
+            let mut r = ServerResult::default();
+            for (key, value) in figures {
+                r.add(key, *value);
+            }
+            r
+        };
+        let servers = BTreeMap::from([(Kind::Ibis, result(ibis)), (Kind::Js, result(js))]);
+        Report::new(Sizes::full(), false, servers, None)
+    }
+
+    fn row<'a>(markdown: &'a str, label: &str) -> &'a str {
+        markdown
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} |")))
+            .unwrap_or_else(|| panic!("no row {label:?} in\n{markdown}"))
+    }
+
+    #[test]
+    fn a_descriptive_figure_is_shown_without_a_ratio() {
+        let r = report(
+            &[
+                ("changes_per_message_100docs", 1.04),
+                ("changes_per_s_100docs", 1000.0),
+            ],
+            &[
+                ("changes_per_message_100docs", 7.9),
+                ("changes_per_s_100docs", 500.0),
+            ],
+        );
+        let md = r.markdown();
+        assert_eq!(
+            row(&md, "changes per message to the observer, 100 documents"),
+            "| changes per message to the observer, 100 documents | 1.0 | 7.9 | – |"
+        );
+        assert_eq!(
+            row(&md, "relayed changes/s, writers × 100 documents"),
+            "| relayed changes/s, writers × 100 documents | 1000 | 500 | 2.0× better |"
+        );
+    }
+
+    #[test]
+    fn ratios_follow_which_way_a_figure_is_better() {
+        let r = report(
+            &[("fanout_p99_ms", 2.5), ("changes_per_s_1doc", 900.0)],
+            &[("fanout_p99_ms", 100.0), ("changes_per_s_1doc", 100.0)],
+        );
+        assert_eq!(r.ratio_of(Kind::Js, "fanout_p99_ms"), Some(40.0));
+        assert_eq!(r.ratio_of(Kind::Js, "changes_per_s_1doc"), Some(9.0));
+        assert_eq!(r.ratio_of(Kind::Js, "changes_per_message_1doc"), None);
+        // Over 2 ms, however far ahead of the JS server.
+        assert_eq!(r.goals[0].met, Some(false));
     }
 }

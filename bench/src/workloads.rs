@@ -298,6 +298,9 @@ pub struct Throughput {
     pub server_cpu_us: Option<f64>,
     /// The same for this process: the writers and the observer together.
     pub clients_cpu_us: Option<f64>,
+    /// Changes the observer got per message that brought it any: about one for a server
+    /// that relays each change at once, more for one that holds changes back and batches.
+    pub changes_per_message: f64,
 }
 
 /// Writers changing documents as fast as they can for `secs`; an observer must receive
@@ -396,6 +399,7 @@ pub async fn throughput(
     let mut written = 0;
     let mut finished = 0;
     let mut last_arrival = started;
+    let mut messages_with_changes = 0u64;
     // Until the observer has every change, or nothing has come for 5 s after the writers
     // stopped (a server that loses changes: the report shows the share delivered).
     let result = loop {
@@ -417,6 +421,7 @@ pub async fn throughput(
                 server_cpu_us: per_change(cpu_at_start.0, cpu_at_end.0),
                 clients_cpu_us: per_change(cpu_at_start.1, cpu_at_end.1),
                 changes_per_s: received as f64 / secs,
+                changes_per_message: received as f64 / messages_with_changes.max(1) as f64,
                 delivered: if written == 0 {
                     1.0
                 } else {
@@ -440,6 +445,7 @@ pub async fn throughput(
                 if let Ok(frame) = frame {
                     if let Event::Changed(_) = observer.handle(frame?).await? {
                         last_arrival = Instant::now();
+                        messages_with_changes += 1;
                     }
                 }
             }
@@ -448,13 +454,6 @@ pub async fn throughput(
     for t in tasks {
         t.abort();
     }
-    // How the server packed what the observer got: one change per message is a server that
-    // relays each change at once; many per message, one that holds changes back and batches.
-    eprintln!(
-        "      the observer got {} changes in {} frames",
-        count(&observer) - before,
-        observer.frames_in
-    );
     observer.close().await;
     result
 }
