@@ -157,3 +157,23 @@ pub fn engine_frames(data: &[u8]) {
         .document(&doc)
         .is_some_and(|d| d.get(ROOT, "after").ok().flatten().is_some()));
 }
+
+/// Any bytes as a sync message and as chunks for `Automerge::load`: refused or measured
+/// within the bounds, never a panic; a message that is measured decodes with automerge or is
+/// refused by it, without a panic either.
+pub fn bounds(data: &[u8]) {
+    use crate::bounds::{check_envelope, measure_chunks, measure_sync_message, Bounds};
+    let bounds = Bounds {
+        max_inflated_bytes: 4 << 20,
+        ..Bounds::default()
+    };
+    if let Ok(measured) = measure_sync_message(data, &bounds) {
+        assert!(check_envelope(data, &bounds).is_ok(), "measured: checked");
+        assert!(measured.inflated_bytes <= bounds.max_inflated_bytes);
+        assert!(measured.ops <= bounds.max_ops && measured.references <= bounds.max_ops);
+        let _ = automerge::sync::Message::decode(data);
+    }
+    if let Ok(measured) = measure_chunks(data, &bounds) {
+        assert!(measured.inflated_bytes <= bounds.max_inflation_ratio * data.len());
+    }
+}

@@ -32,3 +32,8 @@ fn engine_frames_corpus() {
 fn presence_decode_corpus() {
     replay("presence_decode", ibis_shared::fuzzing::presence_decode);
 }
+
+#[test]
+fn bounds_corpus() {
+    replay("bounds", ibis_shared::fuzzing::bounds);
+}
