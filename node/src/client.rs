@@ -67,7 +67,7 @@ impl Client {
             config,
             OpenPolicy,
             MemoryStorage::default(),
-            Vec::new(),
+            host::Held::default(),
             Arc::new(Metrics::default()),
         );
         let mut events = host.subscribe();

@@ -66,6 +66,21 @@ pub struct OrganizationConfig {
     pub country: String,
     #[serde(default)]
     pub website: String,
+    /// Who may change a published practice (its public document, live): the
+    /// organization's review setting.
+    #[serde(default)]
+    pub published_edits: PublishedEdits,
+}
+
+/// Who may change a published practice's public document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishedEdits {
+    /// Every member who edits (editors, reviewers, admins): edits go live.
+    #[default]
+    Editors,
+    /// Reviewers and admins only: what the public reads is changed by those who publish.
+    Reviewers,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +114,11 @@ pub struct NodeSection {
     pub durability: Durability,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Reverse proxies (IP addresses or networks: `["127.0.0.1", "10.0.0.0/8"]`) whose
+    /// `X-Forwarded-For` or `Forwarded: for=` names the client. From anyone else those
+    /// headers are ignored and the client is the TCP peer. Empty by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -107,6 +127,50 @@ fn default_listen() -> SocketAddr {
 
 fn default_max_connections() -> usize {
     2_000
+}
+
+/// Open `/sync` connections an anonymous visitor may have, per client address.
+pub const DEFAULT_SYNC_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// Open `/sync` connections a member may have, per account, whatever the address.
+pub const DEFAULT_SYNC_CONNECTIONS_PER_MEMBER: usize = 32;
+/// Open `/sync` connections a partner may have, per node key.
+pub const DEFAULT_SYNC_CONNECTIONS_PER_PARTNER: usize = 4;
+
+/// `[limits]`: how much one client may hold open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Anonymous visitors, per client address (see `node.trusted_proxies`).
+    #[serde(default = "default_sync_connections_per_address")]
+    pub sync_connections_per_address: usize,
+    /// Members, per account.
+    #[serde(default = "default_sync_connections_per_member")]
+    pub sync_connections_per_member: usize,
+    /// Partner nodes, per key.
+    #[serde(default = "default_sync_connections_per_partner")]
+    pub sync_connections_per_partner: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            sync_connections_per_address: DEFAULT_SYNC_CONNECTIONS_PER_ADDRESS,
+            sync_connections_per_member: DEFAULT_SYNC_CONNECTIONS_PER_MEMBER,
+            sync_connections_per_partner: DEFAULT_SYNC_CONNECTIONS_PER_PARTNER,
+        }
+    }
+}
+
+fn default_sync_connections_per_address() -> usize {
+    DEFAULT_SYNC_CONNECTIONS_PER_ADDRESS
+}
+
+fn default_sync_connections_per_member() -> usize {
+    DEFAULT_SYNC_CONNECTIONS_PER_MEMBER
+}
+
+fn default_sync_connections_per_partner() -> usize {
+    DEFAULT_SYNC_CONNECTIONS_PER_PARTNER
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -125,6 +189,13 @@ pub struct Config {
     pub node: NodeSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// An organization id: 1-64 letters, digits or dashes.
+pub fn valid_organization_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 impl Config {
@@ -172,10 +243,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         let o = &self.organization;
-        if o.id.is_empty()
-            || o.id.len() > 64
-            || !o.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        if !valid_organization_id(&o.id) {
             return Err("organization.id must be 1-64 letters, digits or dashes".into());
         }
         let errors = self.organization_entry().validate();
@@ -200,6 +268,25 @@ impl Config {
         }
         if self.node.max_connections == 0 {
             return Err("node.max_connections must be at least 1".into());
+        }
+        crate::server::client_address::TrustedProxies::parse(&self.node.trusted_proxies)?;
+        for (key, value) in [
+            (
+                "limits.sync_connections_per_address",
+                self.limits.sync_connections_per_address,
+            ),
+            (
+                "limits.sync_connections_per_member",
+                self.limits.sync_connections_per_member,
+            ),
+            (
+                "limits.sync_connections_per_partner",
+                self.limits.sync_connections_per_partner,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
         }
         Ok(())
     }
@@ -232,6 +319,7 @@ mod tests {
                 city: "Geneva".into(),
                 country: "CH".into(),
                 website: "https://www.iom.int/".into(),
+                published_edits: PublishedEdits::default(),
             },
             documents: DocumentsConfig {
                 directory: DocumentId::random(),
@@ -247,8 +335,10 @@ mod tests {
                 app_dir: None,
                 durability: Durability::Full,
                 max_connections: 10,
+                trusted_proxies: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
             },
             auth: AuthSection::default(),
+            limits: LimitsSection::default(),
         }
     }
 
@@ -258,6 +348,35 @@ mod tests {
         let c = config();
         c.save(dir.path()).unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), c);
+    }
+
+    #[test]
+    fn new_settings_have_their_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config();
+        c.node.trusted_proxies.clear();
+        c.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(Config::path(dir.path())).unwrap();
+        // A file written before these settings existed still loads, with the defaults.
+        let old: String = text
+            .lines()
+            .take_while(|l| !l.starts_with("[limits]"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(Config::path(dir.path()), old).unwrap();
+        let loaded = Config::load(dir.path()).unwrap();
+        assert!(loaded.node.trusted_proxies.is_empty());
+        assert_eq!(loaded.limits.sync_connections_per_address, 64);
+        assert_eq!(loaded.limits.sync_connections_per_member, 32);
+        assert_eq!(loaded.limits.sync_connections_per_partner, 4);
+        let text = format!(
+            "{}\n[limits]\nsync_connections_per_member = 2\n",
+            std::fs::read_to_string(Config::path(dir.path())).unwrap()
+        );
+        std::fs::write(Config::path(dir.path()), text).unwrap();
+        let loaded = Config::load(dir.path()).unwrap();
+        assert_eq!(loaded.limits.sync_connections_per_member, 2);
+        assert_eq!(loaded.limits.sync_connections_per_address, 64);
     }
 
     #[test]
@@ -290,6 +409,21 @@ mod tests {
             Config::load(dir.path()),
             Err(ConfigError::TooLarge { .. })
         ));
+
+        let mut c = config();
+        c.node.trusted_proxies = vec!["10.0.0.1/8".into()];
+        c.save(dir.path()).unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("node.trusted_proxies: `10.0.0.1/8`") && err.contains("like 10.0.0.0/8"),
+            "{err}"
+        );
+
+        let mut c = config();
+        c.limits.sync_connections_per_partner = 0;
+        c.save(dir.path()).unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("limits.sync_connections_per_partner"), "{err}");
 
         let text = toml::to_string(&config()).unwrap() + "\n[surprise]\nx = 1\n";
         std::fs::write(&path, text).unwrap();

@@ -154,7 +154,13 @@ pub fn dial_message(challenge: &str, dialer: &NodePublicKey, acceptor: &NodePubl
 pub struct Joined {
     pub directory: String,
     pub node_key: String,
+    /// The inviting organization's name, and its id.
     pub organization: String,
+    #[serde(default)]
+    pub inviter_organization: String,
+    /// The organization id the invitation made for the new node.
+    #[serde(default)]
+    pub organization_id: String,
 }
 
 /// `http(s)://host:port` → `ws(s)://host:port/sync`.

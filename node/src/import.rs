@@ -7,9 +7,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use ibis_shared::model::catalogue::{set_entries, Entry};
+use ibis_shared::model::publication::new_public_document;
 use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::validation::{summarize, FieldError};
-use ibis_shared::model::{Author, DocumentKind, ReviewState};
+use ibis_shared::model::{Author, DocumentKind};
 use ibis_shared::sync::StoreOp;
 use ibis_shared::DocumentId;
 
@@ -41,7 +42,12 @@ impl Format {
 /// What happened to one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowOutcome {
-    Imported { id: DocumentId, published: bool },
+    /// `id` is the internal practice; `public`, its public practice if the row was
+    /// published (or archived).
+    Imported {
+        id: DocumentId,
+        public: Option<DocumentId>,
+    },
     Failed(Vec<FieldError>),
 }
 
@@ -148,19 +154,20 @@ pub fn import(
         let outcome = row
             .and_then(|record| record.to_practice(&author, now))
             .and_then(|practice| {
-                let published = practice.state() == ReviewState::Published;
-                practice
-                    .create(&author, now)
-                    .map(|doc| (doc, published))
+                practice_documents(&practice, &author, &config.organization.name, now)
                     .map_err(|e| vec![FieldError::new("practice", e.to_string())])
             });
         match outcome {
-            Ok((doc, published)) => {
+            Ok((internal, public)) => {
                 let id = DocumentId::random();
-                writes.push(snapshot(id, &doc));
+                writes.push(snapshot(id, &internal));
+                let public = public.map(|(public_id, doc)| {
+                    writes.push(snapshot(public_id, &doc));
+                    public_id
+                });
                 report
                     .rows
-                    .push((i + 1, RowOutcome::Imported { id, published }));
+                    .push((i + 1, RowOutcome::Imported { id, public }));
             }
             Err(errors) => report.rows.push((i + 1, RowOutcome::Failed(errors))),
         }
@@ -170,10 +177,7 @@ pub fn import(
         }
     }
     let _ = writeln!(stderr);
-    for (kind, only_published) in [
-        (DocumentKind::Workspace, false),
-        (DocumentKind::Catalogue, true),
-    ] {
+    for kind in [DocumentKind::Workspace, DocumentKind::Catalogue] {
         let id = match kind {
             DocumentKind::Workspace => config.documents.workspace,
             _ => config.documents.catalogue,
@@ -184,10 +188,9 @@ pub fn import(
         let listed: Vec<DocumentId> = report
             .rows
             .iter()
-            .filter_map(|(_, outcome)| match outcome {
-                RowOutcome::Imported { id, published } if *published || !only_published => {
-                    Some(*id)
-                }
+            .filter_map(|(_, outcome)| match (kind, outcome) {
+                (DocumentKind::Workspace, RowOutcome::Imported { id, .. }) => Some(*id),
+                (_, RowOutcome::Imported { public, .. }) => *public,
                 _ => None,
             })
             .collect();
@@ -206,21 +209,46 @@ pub fn import(
     Ok(report)
 }
 
+/// The documents of an imported practice: its internal practice and, when the record
+/// says it is published (or archived; an importing admin vouches for it), its public
+/// practice, linked.
+pub fn practice_documents(
+    practice: &ibis_shared::model::Practice,
+    author: &Author,
+    organization_name: &str,
+    now: i64,
+) -> Result<
+    (
+        automerge::Automerge,
+        Option<(DocumentId, automerge::Automerge)>,
+    ),
+    ibis_shared::model::ModelError,
+> {
+    let state = practice.state();
+    if !state.is_public() {
+        return Ok((practice.create(author, now)?, None));
+    }
+    let public_id = DocumentId::random();
+    let public = new_public_document(practice, author, organization_name, state, now)?;
+    let mut internal = practice.clone();
+    internal.public = public_id.url();
+    Ok((internal.create(author, now)?, Some((public_id, public))))
+}
+
 /// The report as lines for people.
 pub fn describe(report: &Report) -> Vec<String> {
     report
         .rows
         .iter()
         .map(|(row, outcome)| match outcome {
-            RowOutcome::Imported { id, published } => format!(
-                "row {row}: imported {}{}",
-                id.url(),
-                if *published {
-                    " (published)"
-                } else {
-                    " (draft)"
-                }
-            ),
+            RowOutcome::Imported { id, public } => match public {
+                Some(public) => format!(
+                    "row {row}: imported {}, published as {}",
+                    id.url(),
+                    public.url()
+                ),
+                None => format!("row {row}: imported {} (draft)", id.url()),
+            },
             RowOutcome::Failed(errors) => format!("row {row}: not imported: {}", summarize(errors)),
         })
         .collect()

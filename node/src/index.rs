@@ -25,7 +25,7 @@ use crate::store::DATABASE_FILE;
 /// Bump to rebuild every node's index at its next start. 2: a practice's text row shares
 /// its `practice_index` row's rowid.
 const INDEX_VERSION: &str = "2";
-const VERSION_KEY: &str = "practice_index_version";
+pub(crate) const VERSION_KEY: &str = "practice_index_version";
 
 /// Makes the next start rebuild the index (after documents were written offline).
 pub fn mark_stale(store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
@@ -55,12 +55,22 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
-    /// The entry for a document, if it is a practice.
+    /// The entry for a document, if it is a practice to list: a public practice (for
+    /// everyone), or an internal one not (or no longer) published, for members (its state,
+    /// draft or submitted, is one only members may see). A published internal practice is
+    /// listed as its public practice.
     pub fn of(id: DocumentId, doc: &Automerge) -> Option<Self> {
-        if kind_of(doc) != Some(DocumentKind::Practice) {
-            return None;
-        }
-        let practice = Practice::load(doc).ok()?;
+        let practice = match kind_of(doc)? {
+            DocumentKind::Practice => Practice::load(doc).ok()?,
+            DocumentKind::InternalPractice => {
+                let practice = Practice::load(doc).ok()?;
+                if practice.state().is_public() {
+                    return None;
+                }
+                practice
+            }
+            _ => return None,
+        };
         let published_at = practice
             .review
             .comments
@@ -150,8 +160,16 @@ impl PracticeIndex {
     }
 
     pub fn upsert(&self, entries: &[IndexEntry]) -> Result<(), IndexError> {
+        self.update(entries, &[])
+    }
+
+    /// Writes `entries` and removes the practices of `removed`, in one transaction.
+    pub fn update(&self, entries: &[IndexEntry], removed: &[DocumentId]) -> Result<(), IndexError> {
         self.with(|c| {
             let tx = write_transaction(c)?;
+            for id in removed {
+                remove_rows(&tx, &id.to_string())?;
+            }
             for e in entries {
                 let id = e.id.to_string();
                 remove_rows(&tx, &id)?;
@@ -489,7 +507,8 @@ where
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(Notification::DocumentChanged { document, .. })
-                    | Ok(Notification::DocumentReady { document }) => {
+                    | Ok(Notification::DocumentReady { document })
+                    | Ok(Notification::DocumentErased { document }) => {
                         dirty.insert(document);
                     }
                     Ok(_) => {}
@@ -507,24 +526,36 @@ where
                     let ids = std::mem::take(&mut dirty);
                     let all = std::mem::take(&mut everything);
                     let wanted = ids.clone();
-                    let entries = host
+                    // What is no longer listed (published internally, erased) leaves the
+                    // index; what is not in memory is left as it is.
+                    let changes = host
                         .run(move |engine, _| {
                             let ids: Vec<DocumentId> = if all {
                                 engine.known_documents().collect()
                             } else {
                                 wanted.into_iter().collect()
                             };
-                            ids.into_iter()
-                                .filter_map(|id| engine.document(&id).and_then(|d| IndexEntry::of(id, d)))
-                                .collect::<Vec<_>>()
+                            let mut entries = Vec::new();
+                            let mut removed = Vec::new();
+                            for id in ids {
+                                match engine.document(&id) {
+                                    Some(doc) => match IndexEntry::of(id, doc) {
+                                        Some(entry) => entries.push(entry),
+                                        None => removed.push(id),
+                                    },
+                                    None if engine.is_erased(&id) => removed.push(id),
+                                    None => {}
+                                }
+                            }
+                            (entries, removed)
                         })
                         .await;
-                    let Some(entries) = entries else { return };
-                    if entries.is_empty() {
+                    let Some((entries, removed)) = changes else { return };
+                    if entries.is_empty() && removed.is_empty() {
                         continue;
                     }
                     let index = index.clone();
-                    let error = match tokio::task::spawn_blocking(move || index.upsert(&entries)).await {
+                    let error = match tokio::task::spawn_blocking(move || index.update(&entries, &removed)).await {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(e.to_string()),
                         Err(e) => Some(format!("the indexing task failed: {e}")),

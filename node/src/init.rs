@@ -147,6 +147,12 @@ fn slug(name: &str) -> String {
     }
 }
 
+/// A new organization id for an organization called `name`: its slug and a random suffix.
+pub fn new_organization_id(name: &str) -> String {
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    format!("{}-{suffix}", slug(name))
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -175,7 +181,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<NodeInfo> {
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
     let org_id = match &options.org_id {
         Some(id) => id.clone(),
-        None => format!("{}-{suffix}", slug(&options.org_name)),
+        None => new_organization_id(&options.org_name),
     };
     let directory_id = match &options.network {
         Network::New { .. } => DocumentId::random(),
@@ -189,6 +195,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<NodeInfo> {
             city: options.city.clone(),
             country: options.country.to_ascii_uppercase(),
             website: options.website.clone(),
+            published_edits: Default::default(),
         },
         documents: DocumentsConfig {
             directory: directory_id,
@@ -204,8 +211,10 @@ pub fn init(options: &InitOptions) -> anyhow::Result<NodeInfo> {
             app_dir: None,
             durability: Durability::Full,
             max_connections: 2_000,
+            trusted_proxies: Vec::new(),
         },
         auth: AuthSection { mode: options.auth },
+        limits: Default::default(),
     };
     config
         .validate()

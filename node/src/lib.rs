@@ -25,8 +25,11 @@ pub mod host;
 pub mod import;
 pub mod index;
 pub mod init;
+pub mod limits;
 pub mod metrics;
+pub mod migrate;
 pub mod policy;
+pub mod quota;
 pub mod registry;
 pub mod server;
 pub mod store;
@@ -148,7 +151,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
     let lock = init::DataDirLock::acquire(data_dir)?;
     let mut store = store::Store::open(data_dir, config.node.durability)?;
     init::refresh_directory_entry(&mut store, &config)?;
-    let stored = store.document_ids()?;
+    let held = host::Held {
+        stored: store.document_ids()?,
+        erased: store.erased_ids()?,
+    };
     let registry = Arc::new(registry::Registry::open(data_dir)?);
     let index = Arc::new(index::PracticeIndex::open(data_dir)?);
     let key = Arc::new(federation::NodeKey::load_or_create(data_dir)?);
@@ -162,12 +168,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
     if let Some(ms) = options.evict_idle_after_ms {
         engine_config.evict_idle_after = Some(ms);
     }
-    let policy = policy::NodePolicy {
-        organization: config.organization.id.clone(),
-        workspace: config.documents.workspace,
-    };
+    let untyped = Arc::new(quota::UntypedQuota::open(data_dir)?);
+    let policy = policy::NodePolicy::new(&config, untyped.clone());
     let metrics = Arc::new(metrics::Metrics::default());
-    let (host, engine_task) = host::start(engine_config, policy, store, stored, metrics.clone());
+    let storage = quota::Charged {
+        inner: store,
+        quota: untyped,
+    };
+    let (host, engine_task) = host::start(engine_config, policy, storage, held, metrics.clone());
 
     let listener = tokio::net::TcpListener::bind(config.node.listen)
         .await
@@ -175,17 +183,17 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
     let addr = listener.local_addr()?;
     let info = NodeInfo::from_config(&config);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let state = server::AppState {
-        host: host.clone(),
-        metrics: metrics.clone(),
-        config: Arc::new(config.clone()),
-        info: Arc::new(info.clone()),
+    let state = server::AppState::new(
+        host.clone(),
+        metrics.clone(),
+        Arc::new(config.clone()),
+        Arc::new(info.clone()),
         limits,
-        registry: registry.clone(),
-        key: key.clone(),
-        login_failures: Arc::default(),
-        index: index.clone(),
-    };
+        registry.clone(),
+        key.clone(),
+        index.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     let app = server::router(state, config.node.app_dir.clone());
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
@@ -197,11 +205,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
                 tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
             }
         });
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
+        // With each connection's peer address: per-client limits need it
+        // (`server::client_address`).
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        })
+        .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }
@@ -224,6 +237,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
             expect,
             policy::Principal::Partner {
                 name: peer.name.clone(),
+                organization: (!peer.organization.is_empty()).then(|| peer.organization.clone()),
                 acl: peer.acl,
             },
         ));
@@ -233,8 +247,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
             targets.push((
                 url.clone(),
                 None,
+                // A sync server named on the command line or in the config: a relay
+                // without an organization.
                 policy::Principal::Partner {
                     name: url.clone(),
+                    organization: None,
                     acl: registry::Acl::FULL,
                 },
             ));

@@ -99,6 +99,10 @@ enum Command {
         data_dir: PathBuf,
         /// The organization being invited.
         name: String,
+        /// The organization id it joins as (made from its name when absent); the partner
+        /// is bound to it.
+        #[arg(long)]
+        org_id: Option<String>,
         #[arg(long, default_value_t = 7)]
         days: i64,
     },
@@ -177,6 +181,10 @@ enum PeerCommand {
         url: String,
         #[arg(long, default_value = "")]
         key: String,
+        /// The organization (its directory id) the partner is: it may then change that
+        /// organization's directory entry. Without it, the peer is a relay.
+        #[arg(long, default_value = "")]
+        org: String,
         /// What the partner may do here.
         #[arg(long, value_enum, default_value = "read-write")]
         access: AccessArg,
@@ -267,6 +275,21 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 )?),
                 _ => None,
             };
+            // A partner's invitation says which organization id this node joins as.
+            let org_id = match (&invited, org_id) {
+                (Some(joined), Some(chosen))
+                    if !joined.organization_id.is_empty() && joined.organization_id != chosen =>
+                {
+                    anyhow::bail!(
+                        "the invitation is for organization id {}, not {chosen}",
+                        joined.organization_id
+                    )
+                }
+                (Some(joined), _) if !joined.organization_id.is_empty() => {
+                    Some(joined.organization_id.clone())
+                }
+                (_, chosen) => chosen,
+            };
             let network = match (join, &invited) {
                 (_, Some(joined)) => Network::Join {
                     directory: parse_url(&joined.directory).context("the partner's directory")?,
@@ -296,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     name: joined.organization.clone(),
                     url: ibis_node::federation::sync_url_of(url),
                     public_key: joined.node_key.clone(),
+                    organization: joined.inviter_organization.clone(),
                     acl: ibis_node::registry::Acl::FULL,
                 })?;
             }
@@ -374,13 +398,19 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Invite {
             data_dir,
             name,
+            org_id,
             days,
         } => {
+            let config = ibis_node::Config::load(&data_dir)?;
             let registry = open_registry(&data_dir)?;
-            let invite = registry.invite(&name, days)?;
+            let org_id = org_id.unwrap_or_else(|| ibis_node::init::new_organization_id(&name));
+            if org_id == config.organization.id {
+                anyhow::bail!("{org_id} is this node's own organization");
+            }
+            let invite = registry.invite(&name, &org_id, days)?;
             println!("{invite}");
             eprintln!(
-                "give {name} this invitation (valid {days} days, once) and this node's address; they run:\n  ibis-node init --join-url <this node's https address> --invite {invite} --org-name {name:?} …"
+                "give {name} this invitation (valid {days} days, once; it joins as organization {org_id}) and this node's address; they run:\n  ibis-node init --join-url <this node's https address> --invite {invite} --org-name {name:?} …"
             );
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -503,8 +533,12 @@ fn peer(command: PeerCommand) -> anyhow::Result<std::process::ExitCode> {
             name,
             url,
             key,
+            org,
             access,
         } => {
+            if org == ibis_node::Config::load(&data_dir)?.organization.id {
+                anyhow::bail!("{org} is this node's own organization");
+            }
             let acl = match access {
                 AccessArg::ReadWrite => Acl::FULL,
                 AccessArg::Read => Acl {
@@ -524,6 +558,7 @@ fn peer(command: PeerCommand) -> anyhow::Result<std::process::ExitCode> {
                 name: name.clone(),
                 url,
                 public_key: key,
+                organization: org,
                 acl,
             })?;
             println!("added peer {name} ({})", acl.describe());
@@ -531,8 +566,13 @@ fn peer(command: PeerCommand) -> anyhow::Result<std::process::ExitCode> {
         PeerCommand::List { data_dir } => {
             for p in open_registry(&data_dir)?.peers()? {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     p.name,
+                    if p.organization.is_empty() {
+                        "(relay)"
+                    } else {
+                        &p.organization
+                    },
                     if p.url.is_empty() { "-" } else { &p.url },
                     if p.public_key.is_empty() {
                         "-"

@@ -9,6 +9,30 @@ use ibis_shared::sync::{Engine, Policy};
 /// Upper bounds (seconds) of the storage commit latency histogram.
 const COMMIT_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
 
+/// Who a per-client connection cap applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKind {
+    Anonymous = 0,
+    Member = 1,
+    Partner = 2,
+}
+
+impl ClientKind {
+    pub const ALL: [ClientKind; 3] = [
+        ClientKind::Anonymous,
+        ClientKind::Member,
+        ClientKind::Partner,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ClientKind::Anonymous => "anonymous",
+            ClientKind::Member => "member",
+            ClientKind::Partner => "partner",
+        }
+    }
+}
+
 pub struct Metrics {
     pub healthy: AtomicBool,
     pub connections: AtomicU64,
@@ -28,6 +52,20 @@ pub struct Metrics {
     pub snapshots_served: AtomicU64,
     pub sync_messages_applied_together: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// `/sync` connections refused because their client already had its share open, by
+    /// [`ClientKind`]: anonymous visitors (per address), members (per account), partners
+    /// (per key).
+    pub connections_refused_per_client: [AtomicU64; 3],
+    /// `/sync` connections refused because a browser's `Origin` was not this node's.
+    pub connections_refused_cross_origin: AtomicU64,
+    /// Password hashes (logins) running now.
+    pub login_hashes_in_progress: AtomicU64,
+    /// The most password hashes ever seen running at once.
+    pub login_hashes_max: AtomicU64,
+    /// Logins answered "busy" without hashing, because too many were waiting.
+    pub logins_busy: AtomicU64,
+    /// Logins refused because the name and address, or the address, had failed too often.
+    pub logins_locked: AtomicU64,
     pub storage_failures: AtomicU64,
     pub commits: AtomicU64,
     pub writes: AtomicU64,
@@ -56,6 +94,12 @@ impl Default for Metrics {
             snapshots_served: AtomicU64::new(0),
             sync_messages_applied_together: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            connections_refused_per_client: Default::default(),
+            connections_refused_cross_origin: AtomicU64::new(0),
+            login_hashes_in_progress: AtomicU64::new(0),
+            login_hashes_max: AtomicU64::new(0),
+            logins_busy: AtomicU64::new(0),
+            logins_locked: AtomicU64::new(0),
             storage_failures: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
@@ -92,6 +136,21 @@ impl Metrics {
             &self.sync_messages_applied_together,
             s.sync_messages_applied_together,
         );
+    }
+
+    /// Counts a `/sync` connection refused for its client's cap (and in
+    /// `connections_refused`).
+    pub fn refuse_over_client_cap(&self, kind: ClientKind) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+        self.connections_refused_per_client[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A password hash starts; the returned guard marks its end when dropped (on every
+    /// path, a panic included).
+    pub fn login_hash_started(self: &std::sync::Arc<Self>) -> LoginHashGauge {
+        let now = self.login_hashes_in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+        self.login_hashes_max.fetch_max(now, Ordering::SeqCst);
+        LoginHashGauge(self.clone())
     }
 
     pub fn observe_commit(&self, took: Duration, writes: usize) {
@@ -226,6 +285,36 @@ impl Metrics {
             g(&self.connections_refused),
         );
         metric(
+            "ibis_connections_refused_cross_origin_total",
+            "counter",
+            "Sync connections refused for a browser Origin other than this node's",
+            g(&self.connections_refused_cross_origin),
+        );
+        metric(
+            "ibis_login_hashes_in_progress",
+            "gauge",
+            "Password hashes running now",
+            g(&self.login_hashes_in_progress),
+        );
+        metric(
+            "ibis_login_hashes_max",
+            "gauge",
+            "Most password hashes seen running at once",
+            g(&self.login_hashes_max),
+        );
+        metric(
+            "ibis_logins_busy_total",
+            "counter",
+            "Logins answered busy without hashing",
+            g(&self.logins_busy),
+        );
+        metric(
+            "ibis_logins_locked_total",
+            "counter",
+            "Logins refused after too many failures from the client",
+            g(&self.logins_locked),
+        );
+        metric(
             "ibis_storage_failures_total",
             "counter",
             "Failed storage commits",
@@ -237,6 +326,18 @@ impl Metrics {
             "Chunks and sync states written",
             g(&self.writes),
         );
+        let _ = writeln!(
+            out,
+            "# HELP ibis_connections_refused_per_client_total Sync connections refused because the client had its share open\n# TYPE ibis_connections_refused_per_client_total counter"
+        );
+        for kind in ClientKind::ALL {
+            let _ = writeln!(
+                out,
+                "ibis_connections_refused_per_client_total{{principal=\"{}\"}} {}",
+                kind.label(),
+                g(&self.connections_refused_per_client[kind as usize])
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP ibis_storage_commit_seconds Storage commit latency\n# TYPE ibis_storage_commit_seconds histogram"
@@ -263,6 +364,17 @@ impl Metrics {
     }
 }
 
+/// Marks the end of a password hash (see [`Metrics::login_hash_started`]).
+pub struct LoginHashGauge(std::sync::Arc<Metrics>);
+
+impl Drop for LoginHashGauge {
+    fn drop(&mut self) {
+        self.0
+            .login_hashes_in_progress
+            .fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +389,19 @@ mod tests {
         assert!(text.contains("ibis_storage_commit_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("ibis_storage_commit_seconds_count 1"));
         assert!(text.contains("# TYPE ibis_connections gauge"));
+        assert!(text.contains("ibis_connections_refused_per_client_total{principal=\"member\"} 0"));
+    }
+
+    #[test]
+    fn login_hash_gauge_tracks_the_most_at_once() {
+        let m = std::sync::Arc::new(Metrics::default());
+        let a = m.login_hash_started();
+        let b = m.login_hash_started();
+        drop(a);
+        let c = m.login_hash_started();
+        drop((b, c));
+        assert_eq!(m.login_hashes_in_progress.load(Ordering::SeqCst), 0);
+        assert_eq!(m.login_hashes_max.load(Ordering::SeqCst), 2);
+        assert!(m.render().contains("ibis_login_hashes_max 2"));
     }
 }

@@ -1,25 +1,37 @@
-//! The node's rules for the sync engine: who may read which document, and which changes are
-//! accepted from whom.
+//! The node's rules for the sync engine: who may read which document, which changes are
+//! accepted from whom, and what each connection may spend. ARCHITECTURE.md ("Trust") is
+//! the threat model these rules implement.
 //!
-//! - Members of this organization see everything the node holds, drafts included.
-//! - Anonymous visitors and partner nodes see published (and archived) practices, the
-//!   catalogues, the directory and events — never drafts, never the workspace.
-//! - Every incoming change is applied to a scratch copy first; the result must still be a
-//!   valid document of the same type, and the review state may only move as the sender's
-//!   role allows. Anonymous visitors change nothing.
+//! - Members of this organization read everything the node holds; they change what this
+//!   organization owns, as their role allows, and documents of no ibis type.
+//! - Anonymous visitors and partners read public documents only: public practices,
+//!   catalogues, the directory, events — never an internal practice or the workspace.
+//!   Anonymous visitors change nothing.
+//! - Partners (and relays without an organization) never change what this organization
+//!   owns; other organizations' public documents they pass on are accepted as relayed.
+//! - Who owns a document is read from what the node stores ([`owner`]), before a change
+//!   is decoded; the result of a change is then checked on a scratch copy ([`changes`]).
+
+mod changes;
+mod owner;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
 
 use automerge::Automerge;
-use ibis_shared::model::catalogue::Listing;
-use ibis_shared::model::directory::Directory;
-use ibis_shared::model::event::Event;
-use ibis_shared::model::review::{may_change_state, ReviewState, Role};
-use ibis_shared::model::validation::{check_practice, summarize};
+use ibis_shared::model::review::Role;
 use ibis_shared::model::{kind_of, DocumentKind, Practice};
 use ibis_shared::protocol::{PeerId, PeerMetadata};
-use ibis_shared::sync::{Direction, PeerRole, Policy};
+use ibis_shared::sync::{Direction, PeerLimits, PeerRole, Policy};
 use ibis_shared::DocumentId;
 
+use crate::config::{Config, PublishedEdits};
+use crate::limits::{ConnectionLimits, ANONYMOUS, MEMBER, PARTNER};
+use crate::quota::UntypedQuota;
 use crate::registry::Acl;
+
+pub use owner::Owner;
 
 /// Who is on the other end of a connection, as established at the HTTP upgrade or dial.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +39,13 @@ pub enum Principal {
     /// A person using the app, or a script.
     Visitor(Access),
     /// A partner node, or another automerge-repo server this node replicates with.
-    Partner { name: String, acl: Acl },
+    Partner {
+        name: String,
+        /// The organization it was invited as (or registered for); `None` for a relay
+        /// without one (a plain automerge-repo sync server).
+        organization: Option<String>,
+        acl: Acl,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,152 +55,62 @@ pub enum Access {
 }
 
 impl Principal {
-    fn role(&self) -> Option<Role> {
+    pub fn role(&self) -> Option<Role> {
         match self {
             Principal::Visitor(Access::Member { role, .. }) => Some(*role),
             _ => None,
         }
     }
 
-    fn is_member(&self) -> bool {
+    pub fn is_member(&self) -> bool {
         self.role().is_some()
+    }
+
+    /// What a connection from this principal may spend.
+    pub fn limits(&self) -> ConnectionLimits {
+        match self {
+            Principal::Visitor(Access::Anonymous) => ANONYMOUS,
+            Principal::Visitor(Access::Member { .. }) => MEMBER,
+            Principal::Partner { .. } => PARTNER,
+        }
+    }
+
+    /// Which of two principals claiming one peer id keeps it: a partner that proved its
+    /// key, then a member, then an anonymous visitor.
+    fn rank(&self) -> u8 {
+        match self {
+            Principal::Visitor(Access::Anonymous) => 0,
+            Principal::Visitor(Access::Member { .. }) => 1,
+            Principal::Partner { .. } => 2,
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodePolicy {
     /// This node's organization id.
     pub organization: String,
-    /// This organization's private workspace document.
+    /// Its name: the author of its public documents.
+    pub organization_name: String,
+    /// This organization's catalogue and private workspace.
+    pub catalogue: DocumentId,
     pub workspace: DocumentId,
+    /// Who may change a published practice.
+    pub published_edits: PublishedEdits,
+    /// Documents of no ibis type, charged to whoever created them.
+    pub untyped: Arc<UntypedQuota>,
 }
 
 impl NodePolicy {
-    fn check(
-        &self,
-        principal: &Principal,
-        before: &Automerge,
-        after: &Automerge,
-    ) -> Result<(), String> {
-        if matches!(principal, Principal::Visitor(Access::Anonymous)) {
-            return Err("anonymous visitors cannot change documents; log in first".into());
+    pub fn new(config: &Config, untyped: Arc<UntypedQuota>) -> Self {
+        Self {
+            organization: config.organization.id.clone(),
+            organization_name: config.organization.name.clone(),
+            catalogue: config.documents.catalogue,
+            workspace: config.documents.workspace,
+            published_edits: config.organization.published_edits,
+            untyped,
         }
-        if let Principal::Partner { name, acl } = principal {
-            if !acl.write {
-                return Err(format!("partner {name} may read but not send changes"));
-            }
-        }
-        let before_empty = before.get_heads().is_empty();
-        let kind = kind_of(after);
-        if !before_empty && kind_of(before) != kind {
-            return Err("a document's type cannot change".into());
-        }
-        let partner = matches!(principal, Principal::Partner { .. });
-        match kind {
-            None => Ok(()),
-            Some(DocumentKind::Practice) => self.check_practice(principal, before, after),
-            Some(DocumentKind::Workspace) => {
-                if partner {
-                    return Err("the workspace is private to its organization".into());
-                }
-                Listing::load(after, DocumentKind::Workspace)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-            Some(DocumentKind::Catalogue) => {
-                let listing =
-                    Listing::load(after, DocumentKind::Catalogue).map_err(|e| e.to_string())?;
-                if partner && listing.organization == self.organization {
-                    return Err("only this organization changes its own catalogue".into());
-                }
-                Ok(())
-            }
-            Some(DocumentKind::Directory) => self.check_directory(principal, before, after),
-            Some(DocumentKind::Event) => {
-                let event = Event::load(after).map_err(|e| e.to_string())?;
-                let errors = event.validate();
-                if errors.is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("invalid event: {}", summarize(&errors)))
-                }
-            }
-        }
-    }
-
-    fn check_practice(
-        &self,
-        principal: &Principal,
-        before: &Automerge,
-        after: &Automerge,
-    ) -> Result<(), String> {
-        let practice = Practice::load(after).map_err(|e| format!("not a valid practice: {e}"))?;
-        let errors = check_practice(&practice);
-        if !errors.is_empty() {
-            return Err(format!("invalid practice: {}", summarize(&errors)));
-        }
-        let to = practice.state();
-        let from = if before.get_heads().is_empty() {
-            None
-        } else {
-            Practice::load(before).ok().map(|p| p.state())
-        };
-        match principal {
-            Principal::Partner { .. } => {
-                if !to.is_public() {
-                    return Err("partners share published practices only".into());
-                }
-                let ours = practice.provenance.home_organization == self.organization;
-                if ours && from.is_some_and(|f| f != to) {
-                    return Err(
-                        "only this organization's members change the review state of its practices"
-                            .into(),
-                    );
-                }
-                Ok(())
-            }
-            Principal::Visitor(_) => {
-                let from = from.unwrap_or(ReviewState::Draft);
-                if may_change_state(from, to, principal.role()) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "a {} may not move a practice from {from} to {to}",
-                        principal.role().map_or("visitor", Role::key)
-                    ))
-                }
-            }
-        }
-    }
-
-    fn check_directory(
-        &self,
-        principal: &Principal,
-        before: &Automerge,
-        after: &Automerge,
-    ) -> Result<(), String> {
-        let new = Directory::load(after).map_err(|e| e.to_string())?;
-        let old = Directory::load(before).unwrap_or_default();
-        for (org, entry) in &new.organizations {
-            if old.organizations.get(org) == Some(entry) {
-                continue;
-            }
-            let errors = entry.validate();
-            if !errors.is_empty() {
-                return Err(format!("invalid entry for {org}: {}", summarize(&errors)));
-            }
-            let ours = *org == self.organization;
-            match principal {
-                Principal::Partner { .. } if ours => {
-                    return Err("only this organization changes its own directory entry".into())
-                }
-                Principal::Visitor(_) if !ours => {
-                    return Err("members change only their own organization's entry".into())
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 }
 
@@ -202,6 +130,27 @@ impl Policy for NodePolicy {
         })
     }
 
+    fn limits(&self, principal: &Principal) -> PeerLimits {
+        principal.limits().engine
+    }
+
+    fn outranks(&self, new: &Principal, old: &Principal) -> bool {
+        new.rank() > old.rank()
+    }
+
+    fn may_write(&self, principal: &Principal) -> Result<(), String> {
+        self.may_write_as(principal)
+    }
+
+    fn may_change(
+        &self,
+        principal: &Principal,
+        id: &DocumentId,
+        current: &Automerge,
+    ) -> Result<(), String> {
+        self.may_change_stored(principal, id, current)
+    }
+
     fn may_read(&self, principal: &Principal, id: &DocumentId, doc: &Automerge) -> bool {
         if principal.is_member() {
             return true;
@@ -215,7 +164,7 @@ impl Policy for NodePolicy {
             return false;
         }
         match kind_of(doc) {
-            Some(DocumentKind::Workspace) => false,
+            Some(kind) if kind.is_internal() => false,
             Some(DocumentKind::Practice) => {
                 Practice::load(doc).is_ok_and(|p| p.state().is_public())
             }
@@ -236,44 +185,39 @@ impl Policy for NodePolicy {
     fn check_write(
         &self,
         principal: &Principal,
-        _id: &DocumentId,
+        id: &DocumentId,
         before: &Automerge,
         after: &Automerge,
     ) -> Result<(), String> {
-        self.check(principal, before, after)
+        self.check_result(principal, id, before, after)
     }
 
     /// A document of no ibis type (another application's, sharing the node) that this
-    /// principal may write: [`NodePolicy::check`] accepts any change that leaves it
-    /// untyped, so the change is applied in place and only its type is checked after.
+    /// principal may write: [`NodePolicy::check_write`] accepts any change that leaves it
+    /// untyped within its creator's quota, so the change is applied in place and only
+    /// that is checked after.
     fn may_check_in_place(
         &self,
         principal: &Principal,
         _: &DocumentId,
         current: &Automerge,
     ) -> bool {
-        let may_write = match principal {
-            Principal::Visitor(Access::Anonymous) => false,
-            Principal::Visitor(Access::Member { .. }) => true,
-            Principal::Partner { acl, .. } => acl.write,
-        };
-        may_write && !current.get_heads().is_empty() && kind_of(current).is_none()
+        self.may_write_as(principal).is_ok()
+            && !current.get_heads().is_empty()
+            && kind_of(current).is_none()
     }
 
     fn check_in_place(
         &self,
         _: &Principal,
-        _: &DocumentId,
+        id: &DocumentId,
         _before: &[automerge::ChangeHash],
         after: &Automerge,
     ) -> Result<(), String> {
         // Untyped before (see `may_check_in_place`), so it must stay untyped.
         match kind_of(after) {
-            None => Ok(()),
+            None => self.untyped.may_grow(id),
             Some(_) => Err("a document's type cannot change".into()),
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -84,6 +84,9 @@ pub struct Peer {
     pub url: String,
     /// Its public key; empty for plain automerge-repo servers, which cannot authenticate.
     pub public_key: String,
+    /// The organization (its id in the directory) it was invited as or registered for;
+    /// empty for a relay without one, which never changes this organization's documents.
+    pub organization: String,
     pub acl: Acl,
 }
 
@@ -309,51 +312,21 @@ impl Registry {
     // ---- partner nodes ----
 
     pub fn add_peer(&self, peer: &Peer) -> Result<(), RegistryError> {
-        valid_name("peer", &peer.name)?;
-        if !peer.public_key.is_empty() {
-            NodePublicKey::parse(&peer.public_key)?;
-        }
-        if !(peer.url.is_empty() || peer.url.starts_with("ws://") || peer.url.starts_with("wss://"))
-        {
-            return Err(RegistryError::Invalid(
-                "a peer URL starts with ws:// or wss://".into(),
-            ));
-        }
-        if peer.url.is_empty() && peer.public_key.is_empty() {
-            return Err(RegistryError::Invalid(
-                "a peer needs a URL to dial, a public key to accept, or both".into(),
-            ));
-        }
-        self.with(|c| {
-            let inserted = c.execute(
-                "INSERT INTO peers (name, url, public_key, may_read, may_write, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO NOTHING",
-                params![
-                    peer.name,
-                    peer.url,
-                    peer.public_key,
-                    peer.acl.read,
-                    peer.acl.write,
-                    now_ms()
-                ],
-            )?;
-            if inserted == 0 {
-                return Err(RegistryError::Exists(format!("peer {}", peer.name)));
-            }
-            Ok(())
-        })
+        check_peer(peer)?;
+        self.with(|c| insert_peer(c, peer))
     }
 
     pub fn peers(&self) -> Result<Vec<Peer>, RegistryError> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT name, url, public_key, may_read, may_write FROM peers ORDER BY name",
+                "SELECT name, url, public_key, may_read, may_write, organization FROM peers ORDER BY name",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(Peer {
                     name: r.get(0)?,
                     url: r.get(1)?,
                     public_key: r.get(2)?,
+                    organization: r.get(5)?,
                     acl: Acl {
                         read: r.get(3)?,
                         write: r.get(4)?,
@@ -381,36 +354,143 @@ impl Registry {
     // ---- invitations ----
 
     /// A single-use invitation for a new partner, valid for `days`.
-    pub fn invite(&self, name: &str, days: i64) -> Result<String, RegistryError> {
+    /// A single-use invitation for a new partner called `name`, valid for `days`: the
+    /// partner that redeems it is bound to `organization`, the id its node will have in the
+    /// directory (chosen here, so nobody can join as an organization that exists).
+    pub fn invite(
+        &self,
+        name: &str,
+        organization: &str,
+        days: i64,
+    ) -> Result<String, RegistryError> {
         valid_name("peer", name)?;
+        if !crate::config::valid_organization_id(organization) {
+            return Err(RegistryError::Invalid(
+                "an organization id is 1-64 letters, digits or dashes".into(),
+            ));
+        }
         let secret = nonce()?;
         let now = now_ms();
         self.with(|c| {
             c.execute(
-                "INSERT INTO invites (token_hash, name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hash_token(&secret), name, now, now + days * DAY_MS],
+                "INSERT INTO invites (token_hash, name, created_at, expires_at, organization) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash_token(&secret), name, now, now + days * DAY_MS, organization],
             )?;
             Ok(())
         })?;
         Ok(secret)
     }
 
-    /// Uses up an invitation; returns the name it was made for.
-    pub fn redeem_invite(&self, secret: &str) -> Result<Option<String>, RegistryError> {
-        let now = now_ms();
+    /// Uses up an invitation; returns what it was made for.
+    pub fn redeem_invite(&self, secret: &str) -> Result<Option<Invitation>, RegistryError> {
+        self.with(|c| use_invite(c, secret))
+    }
+
+    /// A partner joins with an invitation: the invitation is used up and the partner made
+    /// by `peer` (from the name the invitation was made for) is added, both or neither. If
+    /// the partner is refused (a bad key, a name taken), the invitation can still be used.
+    /// `None` if the invitation is unknown, used or expired.
+    pub fn join_with_invite(
+        &self,
+        secret: &str,
+        peer: impl FnOnce(Invitation) -> Peer,
+    ) -> Result<Option<Peer>, RegistryError> {
         self.with(|c| {
-            let name: Option<String> = c
-                .query_row(
-                    "UPDATE invites SET used_at = ?2
-                     WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
-                     RETURNING name",
-                    params![hash_token(secret), now],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(name)
+            let tx = c.unchecked_transaction()?;
+            let Some(invited) = use_invite(&tx, secret)? else {
+                return Ok(None);
+            };
+            let peer = peer(invited);
+            check_peer(&peer)?;
+            insert_peer(&tx, &peer)?;
+            tx.commit()?;
+            Ok(Some(peer))
         })
     }
+}
+
+fn use_invite(c: &Connection, secret: &str) -> Result<Option<Invitation>, RegistryError> {
+    let now = now_ms();
+    Ok(c.query_row(
+        "UPDATE invites SET used_at = ?2
+             WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
+             RETURNING name, organization",
+        params![hash_token(secret), now],
+        |r| {
+            Ok(Invitation {
+                name: r.get(0)?,
+                organization: r.get(1)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// What an invitation was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// The organization's name, as the inviter wrote it.
+    pub name: String,
+    /// The organization id it joins as (empty for invitations made before there was one).
+    pub organization: String,
+}
+
+fn check_peer(peer: &Peer) -> Result<(), RegistryError> {
+    valid_name("peer", &peer.name)?;
+    if !peer.organization.is_empty() && !crate::config::valid_organization_id(&peer.organization) {
+        return Err(RegistryError::Invalid(
+            "a partner's organization id is 1-64 letters, digits or dashes".into(),
+        ));
+    }
+    if !peer.public_key.is_empty() {
+        NodePublicKey::parse(&peer.public_key)?;
+    }
+    if !(peer.url.is_empty() || peer.url.starts_with("ws://") || peer.url.starts_with("wss://")) {
+        return Err(RegistryError::Invalid(
+            "a peer URL starts with ws:// or wss://".into(),
+        ));
+    }
+    if peer.url.is_empty() && peer.public_key.is_empty() {
+        return Err(RegistryError::Invalid(
+            "a peer needs a URL to dial, a public key to accept, or both".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn insert_peer(c: &Connection, peer: &Peer) -> Result<(), RegistryError> {
+    if !peer.organization.is_empty() {
+        let bound: Option<String> = c
+            .query_row(
+                "SELECT name FROM peers WHERE organization = ?1",
+                [&peer.organization],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(other) = bound {
+            return Err(RegistryError::Exists(format!(
+                "a partner for organization {} (peer {other})",
+                peer.organization
+            )));
+        }
+    }
+    let inserted = c.execute(
+        "INSERT INTO peers (name, url, public_key, may_read, may_write, added_at, organization)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO NOTHING",
+        params![
+            peer.name,
+            peer.url,
+            peer.public_key,
+            peer.acl.read,
+            peer.acl.write,
+            now_ms(),
+            peer.organization
+        ],
+    )?;
+    if inserted == 0 {
+        return Err(RegistryError::Exists(format!("peer {}", peer.name)));
+    }
+    Ok(())
 }
 
 pub fn check_password(password: &str) -> Result<(), RegistryError> {
@@ -502,6 +582,7 @@ mod tests {
             name: "UNAOC".into(),
             url: "ws://127.0.0.1:9/sync".into(),
             public_key: key.public().to_string(),
+            organization: String::new(),
             acl: Acl::FULL,
         };
         r.add_peer(&peer).unwrap();
@@ -512,6 +593,7 @@ mod tests {
                 name: "bad".into(),
                 url: "http://nope".into(),
                 public_key: String::new(),
+                organization: String::new(),
                 acl: Acl::FULL
             }),
             Err(RegistryError::Invalid(_))
@@ -519,9 +601,72 @@ mod tests {
         r.remove_peer("UNAOC").unwrap();
         assert!(r.peers().unwrap().is_empty());
 
-        let invite = r.invite("NLC", 7).unwrap();
-        assert_eq!(r.redeem_invite(&invite).unwrap().as_deref(), Some("NLC"));
+        let invite = r.invite("NLC", "nlc-1234", 7).unwrap();
+        assert_eq!(
+            r.redeem_invite(&invite).unwrap(),
+            Some(Invitation {
+                name: "NLC".into(),
+                organization: "nlc-1234".into()
+            })
+        );
         assert_eq!(r.redeem_invite(&invite).unwrap(), None, "single use");
         assert_eq!(r.redeem_invite("made-up").unwrap(), None);
+    }
+
+    #[test]
+    fn a_refused_partner_does_not_use_up_its_invitation() {
+        let (dir, r) = registry();
+        let key = crate::federation::NodeKey::load_or_create(dir.path())
+            .unwrap()
+            .public()
+            .to_string();
+        let partner = |name: &str, public_key: &str| {
+            let (name, public_key) = (name.to_owned(), public_key.to_owned());
+            move |invited: Invitation| Peer {
+                name: if name.is_empty() { invited.name } else { name },
+                url: String::new(),
+                public_key,
+                organization: invited.organization,
+                acl: Acl::FULL,
+            }
+        };
+        r.add_peer(&partner("NLC", &key)(Invitation {
+            name: String::new(),
+            organization: "nlc".into(),
+        }))
+        .unwrap();
+        let invite = r.invite("UNAOC", "unaoc-9", 7).unwrap();
+        assert!(matches!(
+            r.join_with_invite(&invite, partner("", "not a key")),
+            Err(RegistryError::Federation(_))
+        ));
+        assert!(matches!(
+            r.join_with_invite(&invite, partner("NLC", &key)),
+            Err(RegistryError::Exists(_))
+        ));
+        assert!(matches!(
+            r.join_with_invite(&invite, partner(" padded ", &key)),
+            Err(RegistryError::Invalid(_))
+        ));
+        assert_eq!(r.peers().unwrap().len(), 1, "nothing was added");
+        let joined = r
+            .join_with_invite(&invite, partner("", &key))
+            .unwrap()
+            .unwrap();
+        assert_eq!(joined.name, "UNAOC");
+        assert_eq!(
+            joined.organization, "unaoc-9",
+            "bound to what it was invited as"
+        );
+        assert_eq!(r.peers().unwrap().len(), 2);
+        assert_eq!(
+            r.join_with_invite(&invite, partner("Again", &key)).unwrap(),
+            None,
+            "used up once the partner is added"
+        );
+        assert_eq!(
+            r.join_with_invite("made-up", partner("X", &key)).unwrap(),
+            None
+        );
     }
 }

@@ -16,6 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// The database file inside a data dir.
 pub const DATABASE_FILE: &str = "ibis.sqlite3";
 
+/// How long a sync state is kept without being saved again (90 days).
+const SYNC_STATES_KEPT_MS: i64 = 90 * 24 * 60 * 60 * 1000;
+
 /// Largest chunk accepted from the database (anything larger is treated as corrupt).
 const MAX_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 
@@ -25,8 +28,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("database schema version {found} is newer than this node understands ({supported})")]
+    #[error("this data dir was made by a newer ibis-node (schema version {found}; this one understands up to {supported})")]
     TooNew { found: i64, supported: i64 },
+    #[error("cannot migrate the data dir to this version: {0}")]
+    Migration(String),
 }
 
 /// How hard a commit waits for the disk.
@@ -41,7 +46,11 @@ pub enum Durability {
     Normal,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+/// The data dir's schema version: its tables and the shapes of the documents it holds.
+/// 3: practices split into internal and public documents (`crate::migrate`), partners bound
+/// to an organization, erased documents remembered, sync states dated, untyped documents
+/// charged to their creators.
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub struct Store {
     conn: Connection,
@@ -62,11 +71,12 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let store = Self { conn };
-        store.migrate()?;
+        store.migrate(data_dir)?;
+        store.prune_sync_states()?;
         Ok(store)
     }
 
-    fn migrate(&self) -> Result<(), StoreError> {
+    fn migrate(&self, data_dir: &Path) -> Result<(), StoreError> {
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -136,6 +146,30 @@ impl Store {
                  COMMIT;",
             )?;
         }
+        if version < 3 {
+            // The tables of version 3; the documents are migrated by `crate::migrate`, in
+            // the same transaction, when an older data dir holds any.
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(
+                "ALTER TABLE peers ADD COLUMN organization TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE invites ADD COLUMN organization TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE sync_states ADD COLUMN saved_at INTEGER NOT NULL DEFAULT 0;
+                 CREATE TABLE erased_documents (
+                     document BLOB PRIMARY KEY,
+                     erased_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE TABLE untyped_documents (
+                     document BLOB PRIMARY KEY,
+                     organization TEXT NOT NULL
+                 ) WITHOUT ROWID;",
+            )?;
+            if version == 2 {
+                crate::migrate::split_practices(&tx, data_dir)
+                    .map_err(|e| StoreError::Migration(e.to_string()))?;
+            }
+            tx.execute_batch("PRAGMA user_version = 3;")?;
+            tx.commit()?;
+        }
         Ok(())
     }
 
@@ -154,6 +188,32 @@ impl Store {
             );
         }
         Ok(ids)
+    }
+
+    /// Documents erased here (withdrawn by their organization): never stored again.
+    pub fn erased_ids(&self) -> Result<Vec<DocumentId>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT document FROM erased_documents")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut ids = Vec::new();
+        for row in rows {
+            ids.push(
+                DocumentId::from_slice(&row?)
+                    .map_err(|e| StoreError::Corrupt(format!("erased document key: {e}")))?,
+            );
+        }
+        Ok(ids)
+    }
+
+    /// Sync states not saved for this long are dropped at start: a peer that has not
+    /// been back for three months resyncs from its heads, which is cheap, and made-up
+    /// storage ids do not pile up.
+    fn prune_sync_states(&self) -> Result<(), StoreError> {
+        let cutoff = crate::init::now_ms() - SYNC_STATES_KEPT_MS;
+        self.conn.execute(
+            "DELETE FROM sync_states WHERE saved_at < ?1 AND saved_at > 0",
+            [cutoff],
+        )?;
+        Ok(())
     }
 
     /// A document's chunks and saved sync states; `None` if it has no chunks.
@@ -242,14 +302,29 @@ impl Batch<'_> {
             } => {
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO sync_states (document, peer, state) VALUES (?1, ?2, ?3)
-                         ON CONFLICT(document, peer) DO UPDATE SET state = excluded.state",
+                        "INSERT INTO sync_states (document, peer, state, saved_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(document, peer) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at",
                     )?
                     .execute(params![
                         document.as_bytes().as_slice(),
                         peer.as_str(),
-                        state
+                        state,
+                        crate::init::now_ms()
                     ])?;
+            }
+            StoreOp::Erase { document } => {
+                let key = document.as_bytes();
+                self.tx
+                    .prepare_cached("DELETE FROM chunks WHERE document = ?1")?
+                    .execute([key.as_slice()])?;
+                self.tx
+                    .prepare_cached("DELETE FROM sync_states WHERE document = ?1")?
+                    .execute([key.as_slice()])?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO erased_documents (document, erased_at) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![key.as_slice(), crate::init::now_ms()])?;
             }
         }
         Ok(())

@@ -159,6 +159,7 @@ async fn partners_authenticate_by_key_and_strangers_are_refused() {
                 name: "NLC".into(),
                 url: String::new(),
                 public_key: b_key,
+                organization: String::new(),
                 acl: Acl::FULL,
             })
             .unwrap();
@@ -168,6 +169,7 @@ async fn partners_authenticate_by_key_and_strangers_are_refused() {
                 name: "IOM".into(),
                 url: a.sync_url(),
                 public_key: a_key.clone(),
+                organization: String::new(),
                 acl: Acl::FULL,
             })
             .unwrap();
@@ -192,6 +194,7 @@ async fn partners_authenticate_by_key_and_strangers_are_refused() {
                     .unwrap()
                     .public()
                     .to_string(),
+                organization: String::new(),
                 acl: Acl::FULL,
             })
             .unwrap();
@@ -215,7 +218,10 @@ async fn a_new_partner_joins_with_an_invitation() {
         let dir = tempfile::tempdir().unwrap();
         let a_dir = dir.path().join("a");
         ibis_node::init(&InitOptions::new(&a_dir, "IOM")).unwrap();
-        let invite = Registry::open(&a_dir).unwrap().invite("UNAOC", 1).unwrap();
+        let invite = Registry::open(&a_dir)
+            .unwrap()
+            .invite("UNAOC", "unaoc-invited", 1)
+            .unwrap();
         let a = serve(&a_dir, false).await;
 
         let c_dir = dir.path().join("c");
@@ -231,7 +237,13 @@ async fn a_new_partner_joins_with_an_invitation() {
             .unwrap()
         };
         assert_eq!(joined.directory, a.info().directory);
+        // Bound to the organization it was invited as, both ways.
+        assert_eq!(joined.organization_id, "unaoc-invited");
+        assert_eq!(joined.inviter_organization, a.info().organization_id);
+        let bound = Registry::open(&a_dir).unwrap().peers().unwrap();
+        assert_eq!(bound[0].organization, "unaoc-invited");
         let mut options = InitOptions::new(&c_dir, "UNAOC");
+        options.org_id = Some(joined.organization_id.clone());
         options.network = Network::Join {
             directory: DocumentId::parse(joined.directory.trim_start_matches("automerge:"))
                 .unwrap(),
@@ -243,6 +255,7 @@ async fn a_new_partner_joins_with_an_invitation() {
                 name: joined.organization.clone(),
                 url: a.sync_url(),
                 public_key: joined.node_key.clone(),
+                organization: joined.inviter_organization.clone(),
                 acl: Acl::FULL,
             })
             .unwrap();

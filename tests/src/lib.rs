@@ -144,17 +144,20 @@ impl Federation {
             dirs.push(dir);
         }
         if !open {
-            // Each node accepts the next one (which dials it) by key.
+            // Each node accepts the next one (which dials it) by key, as the organization
+            // it is (its data dir is named by its organization id).
             for pair in dirs.windows(2) {
                 let key = ibis_node::federation::NodeKey::load_or_create(&pair[1])?;
+                let organization = pair[1]
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 ibis_node::registry::Registry::open(&pair[0])?.add_peer(
                     &ibis_node::registry::Peer {
-                        name: pair[1]
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
+                        name: organization.clone(),
                         url: String::new(),
                         public_key: key.public().to_string(),
+                        organization,
                         acl: ibis_node::registry::Acl::FULL,
                     },
                 )?;

@@ -379,6 +379,13 @@ impl Db {
                         &key(&document.to_string(), JsValue::from_str(peer.as_str())),
                     )?;
                 }
+                StoreOp::Erase { document } => {
+                    let doc = document.to_string();
+                    chunks.delete(&range_of(&doc)?)?;
+                    states.delete(&range_of_peers(&doc)?)?;
+                    summary_store.delete(&JsValue::from_str(&doc))?;
+                    self.next_seq.borrow_mut().remove(document);
+                }
             }
         }
         completion(&txn).await

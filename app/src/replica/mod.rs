@@ -357,6 +357,11 @@ impl Replica {
                 false
             }
             Notification::ChangeRejected { .. } => false,
+            Notification::DocumentErased { document } => {
+                self.summaries.borrow_mut().remove(&document);
+                self.events.borrow_mut().remove(&document);
+                true
+            }
         }
     }
 

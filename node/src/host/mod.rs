@@ -132,13 +132,22 @@ where
     }
 }
 
+/// What storage holds when the engine starts.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Documents with stored chunks.
+    pub stored: Vec<DocumentId>,
+    /// Documents erased here, never to be taken in again.
+    pub erased: Vec<DocumentId>,
+}
+
 /// Starts the engine's thread and the storage thread. Returns the handle and a future that
 /// completes when both have stopped (after [`Host::shutdown`]).
 pub fn start<P, S>(
     config: EngineConfig,
     policy: P,
     store: S,
-    stored: Vec<DocumentId>,
+    held: Held,
     metrics: Arc<Metrics>,
 ) -> (Host<P>, tokio::task::JoinHandle<()>)
 where
@@ -169,7 +178,7 @@ where
             }
         };
         let clock = Instant::now();
-        let engine = Engine::new(config, policy, stored, 1_000);
+        let engine = Engine::new(config, policy, held.stored, 1_000).with_erased(held.erased);
         let mut task = EngineTask {
             engine,
             clock,
@@ -472,6 +481,9 @@ fn note(metrics: &Metrics, n: Notification) {
         }
         Notification::DocumentChanged { .. } => {
             metrics.documents_changed.fetch_add(1, Ordering::Relaxed);
+        }
+        Notification::DocumentErased { document } => {
+            tracing::info!(%document, "document erased")
         }
         Notification::DocumentReady { .. }
         | Notification::DocumentUnavailable { .. }

@@ -79,6 +79,10 @@ impl Storage for MemoryStorage {
                     states.retain(|(p, _)| p != peer);
                     states.push((peer.clone(), state.clone()));
                 }
+                StoreOp::Erase { document } => {
+                    self.chunks.remove(document);
+                    self.sync_states.remove(document);
+                }
             }
         }
         Ok(loads

@@ -179,7 +179,7 @@ async fn writer_and_reader() -> (Host<OpenPolicy>, GatedStorage, Peer, Peer, Doc
         config,
         OpenPolicy,
         storage.clone(),
-        Vec::new(),
+        super::Held::default(),
         Arc::new(Metrics::default()),
     );
     let mut writer = Peer::connect(&host, "writer", ConnectionId(10));
@@ -399,7 +399,7 @@ fn the_engine_stops_with_the_runtime_that_started_it() {
             config,
             OpenPolicy,
             MemoryStorage::default(),
-            Vec::new(),
+            super::Held::default(),
             Arc::new(Metrics::default()),
         );
         // The engine answers while its runtime runs.

@@ -11,6 +11,8 @@ fn author() -> Author {
     }
 }
 
+/// A practice as the index sees it: a public practice when `state` is public, else an
+/// internal draft.
 fn practice(title: &str, city: &str, country: &str, themes: &[&str], state: &str) -> Automerge {
     let record = PracticeRecord {
         title: title.into(),
@@ -21,11 +23,13 @@ fn practice(title: &str, city: &str, country: &str, themes: &[&str], state: &str
         review_state: state.into(),
         ..PracticeRecord::default()
     };
-    record
-        .to_practice(&author(), 1_000)
-        .unwrap()
-        .create(&author(), 1_000)
-        .unwrap()
+    let p = record.to_practice(&author(), 1_000).unwrap();
+    if p.state().is_public() {
+        ibis_shared::model::publication::new_public_document(&p, &author(), "IOM", p.state(), 1_000)
+            .unwrap()
+    } else {
+        p.create(&author(), 1_000).unwrap()
+    }
 }
 
 fn setup() -> (tempfile::TempDir, Store, PracticeIndex, Vec<DocumentId>) {
@@ -298,4 +302,37 @@ fn updates_wait_for_another_writer_instead_of_failing() {
     }
     assert_eq!(index.count().unwrap(), 3);
     assert_eq!(index.search(&query("housing", &[])).unwrap().total, 3);
+}
+
+#[test]
+fn an_internal_practice_is_listed_for_members_until_its_public_practice_is() {
+    let (_dir, _store, index, _) = setup();
+    let members = ReviewState::ALL.to_vec();
+    let mut internal = practice("Night school", "Lyon", "FR", &["housing"], "submitted");
+    let id = DocumentId::random();
+    index
+        .upsert(&[IndexEntry::of(id, &internal).unwrap()])
+        .unwrap();
+    assert!(index.get(&id, &members).unwrap().is_some());
+    assert!(
+        index.get(&id, &public()).unwrap().is_none(),
+        "not for visitors"
+    );
+    let reviewer = Author {
+        role: Role::Reviewer,
+        ..author()
+    };
+    let published =
+        ibis_shared::model::publication::publish(&mut internal, &reviewer, "IOM", "", 2_000)
+            .unwrap();
+    assert!(IndexEntry::of(id, &internal).is_none());
+    let public_id = published.id;
+    index
+        .update(
+            &[IndexEntry::of(public_id, &published.document).unwrap()],
+            &[id],
+        )
+        .unwrap();
+    assert!(index.get(&id, &members).unwrap().is_none());
+    assert!(index.get(&public_id, &public()).unwrap().is_some());
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,13 +12,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::client_address::ClientAddress;
+use super::login_guard::Refusal;
 use super::{access, credential, AppState, SESSION_COOKIE};
 use crate::policy::Access;
 use crate::registry::{Acl, Peer, MAX_PASSWORD_BYTES, SESSION_DAYS};
-
-/// Failed logins for one name before it is locked for a while.
-const MAX_FAILED_LOGINS: u32 = 5;
-const LOCKOUT: Duration = Duration::from_secs(15 * 60);
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let healthy = state.metrics.healthy.load(Ordering::Relaxed);
@@ -101,8 +99,24 @@ fn session_cookie(value: &str, max_age: i64, secure: bool) -> Option<HeaderValue
     .ok()
 }
 
+fn refused_login(refusal: &Refusal) -> Response {
+    let status = match refusal {
+        Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::NameLocked { .. } | Refusal::AddressLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
+    };
+    let mut response = error(status, &refusal.message());
+    if let Ok(value) = HeaderValue::from_str(&refusal.retry_after().to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Logs a member in. Each attempt is an argon2 hash, so logins go through
+/// [`LoginGuard`](super::login_guard::LoginGuard): a few hashes at once, a bounded
+/// waiting room, failures counted per name and client address.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -115,23 +129,32 @@ pub async fn login(
     if login.name.len() > 200 || login.password.len() > MAX_PASSWORD_BYTES {
         return error(StatusCode::BAD_REQUEST, "name or password too long");
     }
-    let locked = state.login_failures.lock().ok().and_then(|map| {
-        map.get(&login.name)
-            .filter(|(n, since)| *n >= MAX_FAILED_LOGINS && since.elapsed() < LOCKOUT)
-            .map(|(_, since)| LOCKOUT - since.elapsed())
-    });
-    if let Some(wait) = locked {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "too many failed logins for this name; try again in {} minutes",
-                wait.as_secs() / 60 + 1
-            ),
-        );
-    }
+    let guard = state.login_guard.clone();
+    let admission = match guard.admit() {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            state.metrics.logins_busy.fetch_add(1, Ordering::Relaxed);
+            return refused_login(&refusal);
+        }
+    };
+    let attempt = match guard.attempt(&login.name, address, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            state.metrics.logins_locked.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(client = %address, "login refused after too many failures");
+            return refused_login(&refusal);
+        }
+    };
+    let Some(permit) = admission.turn().await else {
+        guard.release(attempt);
+        return refused_login(&Refusal::Busy);
+    };
     let registry = state.registry.clone();
-    let name = login.name.clone();
+    let metrics = state.metrics.clone();
     let checked = tokio::task::spawn_blocking(move || {
+        // Held until the hash is done, even if the client has gone.
+        let _permit = permit;
+        let _hashing = metrics.login_hash_started();
         let user = registry.verify_password(&login.name, &login.password)?;
         match user {
             Some(user) => registry.start_session(&user.name).map(|s| Some((user, s))),
@@ -141,9 +164,7 @@ pub async fn login(
     .await;
     match checked {
         Ok(Ok(Some((user, secret)))) => {
-            if let Ok(mut map) = state.login_failures.lock() {
-                map.remove(&name);
-            }
+            guard.succeeded(attempt);
             let mut response =
                 Json(json!({ "name": user.name, "role": user.role.key() })).into_response();
             if let Some(cookie) =
@@ -153,17 +174,17 @@ pub async fn login(
             }
             response
         }
-        Ok(Ok(None)) => {
-            if let Ok(mut map) = state.login_failures.lock() {
-                let entry = map.entry(name).or_insert((0, Instant::now()));
-                if entry.1.elapsed() >= LOCKOUT {
-                    *entry = (0, Instant::now());
-                }
-                entry.0 += 1;
-            }
-            error(StatusCode::UNAUTHORIZED, "wrong name or password")
+        // The attempt stays counted as a failure.
+        Ok(Ok(None)) => error(StatusCode::UNAUTHORIZED, "wrong name or password"),
+        Ok(Err(e)) => {
+            guard.release(attempt);
+            tracing::error!(error = %e, "login failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "login failed")
         }
-        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "login failed"),
+        Err(_) => {
+            guard.release(attempt);
+            error(StatusCode::INTERNAL_SERVER_ERROR, "login failed")
+        }
     }
 }
 
@@ -209,28 +230,29 @@ pub async fn federation_join(
         );
     };
     let registry = state.registry.clone();
+    // One transaction: a partner refused here leaves the invitation usable.
     let outcome = tokio::task::spawn_blocking(move || {
-        let Some(invited) = registry.redeem_invite(&join.invite)? else {
-            return Ok(None);
-        };
-        registry.add_peer(&Peer {
+        // Bound to the organization it was invited as, never to one it names itself.
+        registry.join_with_invite(&join.invite, |invited| Peer {
             name: if join.name.trim().is_empty() {
-                invited
+                invited.name
             } else {
                 join.name.trim().to_owned()
             },
             url: join.url,
             public_key: join.public_key,
+            organization: invited.organization,
             acl: Acl::FULL,
-        })?;
-        Ok::<_, crate::registry::RegistryError>(Some(()))
+        })
     })
     .await;
     match outcome {
-        Ok(Ok(Some(()))) => Json(json!({
+        Ok(Ok(Some(peer))) => Json(json!({
             "directory": state.info.directory,
             "node_key": state.key.public().to_string(),
             "organization": state.info.organization_name,
+            "inviter_organization": state.info.organization_id,
+            "organization_id": peer.organization,
         }))
         .into_response(),
         Ok(Ok(None)) => error(

@@ -4,16 +4,24 @@
 //!   (challenge-response) become engine connections.
 //! - `api.rs`: `/api/node`, login and logout, partner invitations; `/healthz`, `/metrics`.
 //! - `practices.rs`: `/api/practices` (search, facets), one practice, CSV, `/feed.atom`.
+//! - `client_address.rs`: the client's address (the TCP peer, or what a trusted reverse
+//!   proxy reports); `login_guard.rs`: what logins may cost and how failures lock out;
+//!   `connection_slots.rs`: `/sync` connections per client; `origin.rs`: the node's own
+//!   origin, for browsers' WebSockets.
 
 mod api;
+pub mod client_address;
+pub mod connection_slots;
+pub mod login_guard;
+pub mod origin;
 mod practices;
 pub(crate) mod sync;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use ibis_shared::protocol::Limits;
@@ -38,8 +46,44 @@ pub struct AppState {
     pub limits: Limits,
     pub registry: Arc<Registry>,
     pub key: Arc<NodeKey>,
-    pub login_failures: Arc<Mutex<HashMap<String, (u32, std::time::Instant)>>>,
     pub index: Arc<crate::index::PracticeIndex>,
+    /// Password hashes at once, waiting logins, failed logins.
+    pub login_guard: Arc<login_guard::LoginGuard>,
+    /// `[node] trusted_proxies`, parsed.
+    pub proxies: Arc<client_address::TrustedProxies>,
+    /// `/sync` connections open per client.
+    pub connection_slots: Arc<connection_slots::ConnectionSlots>,
+}
+
+impl AppState {
+    /// What every handler shares, for a node with this configuration; the configuration
+    /// has been validated (its trusted proxies parse).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        host: Host<NodePolicy>,
+        metrics: Arc<Metrics>,
+        config: Arc<Config>,
+        info: Arc<NodeInfo>,
+        limits: Limits,
+        registry: Arc<Registry>,
+        key: Arc<NodeKey>,
+        index: Arc<crate::index::PracticeIndex>,
+    ) -> Result<Self, String> {
+        let proxies = client_address::TrustedProxies::parse(&config.node.trusted_proxies)?;
+        Ok(Self {
+            host,
+            metrics,
+            config,
+            info,
+            limits,
+            registry,
+            key,
+            index,
+            login_guard: Arc::default(),
+            proxies: Arc::new(proxies),
+            connection_slots: Arc::default(),
+        })
+    }
 }
 
 pub fn router(state: AppState, app_dir: Option<PathBuf>) -> Router {
@@ -71,17 +115,41 @@ pub fn router(state: AppState, app_dir: Option<PathBuf>) -> Router {
             )
         }),
     };
-    router
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+    // Request spans name the method and the path only: the query may hold a credential
+    // (`?token=`, which browsers' WebSockets must use), and headers hold cookies.
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        |request: &Request<axum::body::Body>| {
+            tracing::debug_span!(
+                "request",
+                method = %request.method(),
+                path = %request.uri().path(),
+            )
+        },
+    );
+    router.layer(trace).with_state(state)
 }
 
-/// A credential presented with a request: the session cookie, or a `token` query
-/// parameter (browsers cannot set headers on a WebSocket).
-fn credential(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
-    if let Some(token) = query.get("token") {
-        return Some(token.clone());
+/// Where a request's credential came from (see [`credential`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CredentialSource {
+    /// `?token=`: sent on purpose by a script or the app.
+    Query,
+    /// The session cookie: the browser sends it by itself, whichever page asks.
+    Cookie,
+}
+
+/// Where [`credential`] finds a request's credential, if it has one.
+pub(crate) fn credential_source(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Option<CredentialSource> {
+    if query.contains_key("token") {
+        return Some(CredentialSource::Query);
     }
+    session_cookie(headers).map(|_| CredentialSource::Cookie)
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
@@ -90,6 +158,15 @@ fn credential(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<St
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.to_owned())
+}
+
+/// A credential presented with a request: the session cookie, or a `token` query
+/// parameter (browsers cannot set headers on a WebSocket).
+fn credential(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+    if let Some(token) = query.get("token") {
+        return Some(token.clone());
+    }
+    session_cookie(headers)
 }
 
 /// Who is asking: a member (valid credential), anonymous (none), or refused (a credential

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ibis_shared::model::facets::Facet;
-use ibis_shared::model::record::CSV_COLUMNS;
+use ibis_shared::model::record::{PracticeRecord, CSV_COLUMNS};
 use ibis_shared::model::review::ReviewState;
 use ibis_shared::{AutomergeUrl, DocumentId};
 use serde_json::json;
@@ -185,6 +185,14 @@ pub async fn csv(
     }
 }
 
+/// Whether XML 1.0 allows `c` in a document: tab, newline, carriage return, and
+/// U+0020–U+D7FF, U+E000–U+FFFD, U+10000 and up (Rust's `char` has no surrogates).
+fn xml_allowed(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Text for an XML text node or attribute value: escaped, and without the characters
+/// XML 1.0 forbids (which no escape can carry).
 fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -194,7 +202,7 @@ fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            c if !xml_allowed(c) => {}
             c => out.push(c),
         }
     }
@@ -225,35 +233,54 @@ fn rfc3339(ms: i64) -> String {
     )
 }
 
-pub async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn feed(State(state): State<AppState>) -> Response {
     let index = state.index.clone();
     let entries =
         match tokio::task::spawn_blocking(move || index.recently_published(FEED_ENTRIES)).await {
             Ok(Ok(entries)) => entries,
             _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "feed failed"),
         };
-    let base = if state.config.node.public_url.is_empty() {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
+    let body = atom(
+        &state.info.organization_name,
+        &state.config.node.public_url,
+        &state.info.catalogue,
+        &entries,
+    );
+    (
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The Atom feed of `entries` (newest first, with when each was published).
+///
+/// Links and ids never come from the request (its `Host` is whatever the client sent).
+/// With a `public_url`, links are absolute under it and the feed's id is its own URL.
+/// Without one, the node does not know its address: links are relative (`/practices/…`,
+/// resolved by readers against the feed's own URL, as RFC 4287 allows), and the feed's id
+/// is the catalogue's `automerge:` URL. Entries' ids are always the practices'
+/// `automerge:` URLs, which do not depend on where the node is reached.
+fn atom(
+    organization: &str,
+    public_url: &str,
+    catalogue: &str,
+    entries: &[(PracticeRecord, i64)],
+) -> String {
+    let base = public_url.trim_end_matches('/');
+    let feed_id = if base.is_empty() {
+        catalogue.to_owned()
     } else {
-        state
-            .config
-            .node
-            .public_url
-            .trim_end_matches('/')
-            .to_owned()
+        format!("{base}/feed.atom")
     };
     let updated = entries.first().map_or(0, |(_, at)| *at);
     let mut body = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
-         <title>{} — newly published practices</title>\n<id>{}/feed.atom</id>\n\
+         <title>{} — newly published practices</title>\n<id>{}</id>\n\
          <link rel=\"self\" href=\"{}/feed.atom\"/>\n<updated>{}</updated>\n",
-        xml(&state.info.organization_name),
-        xml(&base),
-        xml(&base),
+        xml(organization),
+        xml(&feed_id),
+        xml(base),
         rfc3339(updated)
     );
     for (r, at) in entries {
@@ -264,19 +291,15 @@ pub async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Response
              <updated>{}</updated>\n<summary>{}</summary>\n<category term=\"{}\"/>\n</entry>\n",
             xml(&r.title),
             xml(&id),
-            xml(&base),
+            xml(base),
             xml(path),
-            rfc3339(at),
+            rfc3339(*at),
             xml(&r.summary),
             xml(&r.country)
         ));
     }
     body.push_str("</feed>\n");
-    (
-        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    body
 }
 
 #[cfg(test)]
@@ -292,6 +315,151 @@ mod tests {
             xml("<a href=\"x\">&'\u{1}"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
         );
+        assert_eq!(
+            xml("a\u{0}b\u{8}c\u{b}d\u{c}e\u{1f}f\u{FFFE}g\u{FFFF}h"),
+            "abcdefgh"
+        );
+        assert_eq!(
+            xml("tab\tnl\ncr\r \u{7f}\u{85}\u{D7FF}\u{E000}\u{FFFD}\u{10000}\u{10FFFF}"),
+            "tab\tnl\ncr\r \u{7f}\u{85}\u{D7FF}\u{E000}\u{FFFD}\u{10000}\u{10FFFF}",
+            "what XML 1.0 allows stays"
+        );
+    }
+
+    /// Every character of `text` is one XML 1.0 allows, checked against the grammar's
+    /// `Char` production independently of [`xml_allowed`].
+    fn only_xml_chars(text: &str) -> Result<(), char> {
+        for c in text.chars() {
+            let n = c as u32;
+            let ok = n == 0x9
+                || n == 0xA
+                || n == 0xD
+                || (0x20..=0xD7FF).contains(&n)
+                || (0xE000..=0xFFFD).contains(&n)
+                || (0x10000..=0x10FFFF).contains(&n);
+            if !ok {
+                return Err(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// A strict check that `feed` is a well-formed tree of the elements we write: tags
+    /// balance, attribute values are quoted, and `&` only starts the five entities.
+    fn well_formed(feed: &str) -> Result<(), String> {
+        only_xml_chars(feed).map_err(|c| format!("forbidden character {c:?}"))?;
+        let body = feed
+            .strip_prefix("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n")
+            .ok_or("no XML declaration")?;
+        let mut open: Vec<&str> = Vec::new();
+        let mut rest = body;
+        while let Some(lt) = rest.find('<') {
+            check_text(&rest[..lt])?;
+            let gt = rest[lt..].find('>').ok_or("unclosed tag")? + lt;
+            let tag = &rest[lt + 1..gt];
+            if let Some(name) = tag.strip_prefix('/') {
+                if open.pop() != Some(name) {
+                    return Err(format!("</{name}> closes nothing"));
+                }
+            } else {
+                let self_closing = tag.ends_with('/');
+                let tag = tag.trim_end_matches('/');
+                let (name, attributes) = tag.split_once(' ').unwrap_or((tag, ""));
+                let mut attributes = attributes.trim();
+                while !attributes.is_empty() {
+                    let (_, value) = attributes.split_once("=\"").ok_or("unquoted attribute")?;
+                    let end = value.find('"').ok_or("unterminated attribute")?;
+                    if value[..end].contains('<') {
+                        return Err("< in an attribute".into());
+                    }
+                    check_text(&value[..end])?;
+                    attributes = value[end + 1..].trim();
+                }
+                if !self_closing {
+                    open.push(name);
+                }
+            }
+            rest = &rest[gt + 1..];
+        }
+        check_text(rest)?;
+        if open.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("unclosed: {open:?}"))
+        }
+    }
+
+    fn check_text(text: &str) -> Result<(), String> {
+        let mut rest = text;
+        while let Some(amp) = rest.find('&') {
+            rest = &rest[amp..];
+            if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+                .iter()
+                .any(|e| rest.starts_with(e))
+            {
+                return Err(format!("a bare & in {text:?}"));
+            }
+            rest = &rest[1..];
+        }
+        Ok(())
+    }
+
+    fn entry(title: &str) -> (PracticeRecord, i64) {
+        let id = DocumentId::random();
+        (
+            PracticeRecord {
+                id: Some(id.url()),
+                title: title.to_owned(),
+                summary: "Sum\u{1b}mary & <more>".into(),
+                country: "F\u{FFFF}R".into(),
+                ..PracticeRecord::default()
+            },
+            1_700_000_000_000,
+        )
+    }
+
+    #[test]
+    fn the_feed_is_well_formed_whatever_the_text() {
+        let entries = [
+            entry("Bad \u{1}\u{FFFE}\u{FFFF} title"),
+            entry("\"quoted\" & 'apostrophes' <tags>"),
+        ];
+        let feed = atom(
+            "IOM \u{0}& co",
+            "https://ibis.example.org/",
+            "automerge:x",
+            &entries,
+        );
+        well_formed(&feed).unwrap_or_else(|e| panic!("{e}:\n{feed}"));
+        assert!(feed.contains("<title>Bad  title</title>"), "{feed}");
+        assert!(feed.contains("<category term=\"FR\"/>"), "{feed}");
+        assert!(feed.contains("<id>https://ibis.example.org/feed.atom</id>"));
+        let id = entries[0].0.id.clone().unwrap_or_default();
+        assert!(feed.contains(&format!("<id>{id}</id>")));
+        assert!(feed.contains(&format!(
+            "<link href=\"https://ibis.example.org/practices/{}\"/>",
+            id.trim_start_matches("automerge:")
+        )));
+        // The checker itself refuses what it should.
+        assert!(well_formed(&feed.replace("FR", "F\u{FFFE}R")).is_err());
+        assert!(well_formed(&feed.replace("&amp; co", "& co")).is_err());
+        assert!(well_formed(&feed.replace("</entry>", "")).is_err());
+    }
+
+    #[test]
+    fn without_a_public_url_links_are_relative_and_ids_are_automerge_urls() {
+        let entries = [entry("A practice")];
+        let feed = atom("IOM", "", "automerge:catalogue", &entries);
+        well_formed(&feed).unwrap_or_else(|e| panic!("{e}:\n{feed}"));
+        assert!(feed.contains("<id>automerge:catalogue</id>"), "{feed}");
+        assert!(
+            feed.contains("<link rel=\"self\" href=\"/feed.atom\"/>"),
+            "{feed}"
+        );
+        let id = entries[0].0.id.clone().unwrap_or_default();
+        assert!(feed.contains(&format!("<id>{id}</id>")), "{feed}");
+        assert!(feed.contains("<link href=\"/practices/"), "{feed}");
+        assert!(!feed.contains("href=\"http"), "{feed}");
     }
 
     #[test]

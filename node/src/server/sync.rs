@@ -6,18 +6,21 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ibis_shared::sync::Direction;
 
-use super::{access, AppState};
+use super::client_address::ClientAddress;
+use super::connection_slots::{Client, Slot};
+use super::origin::is_own;
+use super::{access, credential_source, AppState, CredentialSource};
 use crate::config::AuthMode;
 use crate::connection::pump;
 use crate::federation::{
     accept_message, dial_message, nonce, NodePublicKey, AUTH_PREFIX, HEADER_CHALLENGE, HEADER_NODE,
     HEADER_SIGNATURE,
 };
-use crate::policy::Principal;
+use crate::policy::{Access, Principal};
 use crate::registry::Acl;
 
 /// How much a WebSocket reads from its socket at a time. tungstenite zero-fills this much
@@ -31,6 +34,7 @@ const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -55,17 +59,105 @@ pub async fn upgrade(
     if let Some(node) = query.get("node") {
         return partner(state, node, query.get("cnonce"), upgrade).await;
     }
-    match access(&state, &headers, &query).await {
-        Ok(access) => upgrade.on_upgrade(move |socket| {
-            pump(
-                socket,
-                state.host,
-                Direction::Incoming,
-                Principal::Visitor(access),
-            )
-        }),
-        Err(refusal) => refusal.into_response(),
+    let source = credential_source(&headers, &query);
+    let open_mode = state.config.auth.mode == AuthMode::Open;
+    // A browser sends the session cookie whichever page opens the socket, and in open mode
+    // a socket without credentials is an admin: such sockets must come from our own pages.
+    // (A token is sent on purpose; an anonymous visitor has nothing a page could borrow.)
+    if source == Some(CredentialSource::Cookie) || (source.is_none() && open_mode) {
+        if let Err(refusal) = same_origin(&state, &headers) {
+            return refusal.into_response();
+        }
     }
+    let access = match access(&state, &headers, &query).await {
+        Ok(access) => access,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let limits = &state.config.limits;
+    let client = match (&access, source) {
+        (Access::Member { name, .. }, Some(_)) => Some((
+            Client::Member(name.clone()),
+            limits.sync_connections_per_member,
+        )),
+        // Open mode's visitors are admins of a node meant for demos and tests on a trusted
+        // machine (the benchmark opens a hundred sockets from one address): only the
+        // node-wide cap applies.
+        (_, None) if open_mode => None,
+        _ => Some((
+            Client::Address(address),
+            limits.sync_connections_per_address,
+        )),
+    };
+    let slot = match client {
+        Some((client, cap)) => match take_slot(&state, client, cap) {
+            Ok(slot) => Some(slot),
+            Err(refusal) => return refusal.into_response(),
+        },
+        None => None,
+    };
+    upgrade.on_upgrade(move |socket| async move {
+        // Given back when the connection ends (or with this closure, if the upgrade fails).
+        let _slot = slot;
+        pump(
+            socket,
+            state.host,
+            Direction::Incoming,
+            Principal::Visitor(access),
+        )
+        .await
+    })
+}
+
+/// A refusal: the status and the reason, as the response's body.
+type Refused = (StatusCode, String);
+
+/// A slot among `client`'s open connections, or 429.
+fn take_slot(state: &AppState, client: Client, cap: usize) -> Result<Slot, Refused> {
+    let kind = client.kind();
+    match state.connection_slots.acquire(client.clone(), cap) {
+        Some(slot) => Ok(slot),
+        None => {
+            state.metrics.refuse_over_client_cap(kind);
+            tracing::info!(
+                client = kind.label(),
+                cap,
+                "connection refused: client at its cap"
+            );
+            Err((StatusCode::TOO_MANY_REQUESTS, client.refusal(cap)))
+        }
+    }
+}
+
+/// Refuses a browser page from another origin (a request without `Origin` is not from a
+/// browser page, and passes).
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
+    let Some(value) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(value.as_bytes());
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if is_own(&origin, &state.config.node.public_url, host) {
+        return Ok(());
+    }
+    state
+        .metrics
+        .connections_refused
+        .fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .connections_refused_cross_origin
+        .fetch_add(1, Ordering::Relaxed);
+    // Shown to the page's developer; kept short and printable.
+    let shown: String = origin
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    tracing::info!(origin = %shown, "cross-origin WebSocket refused");
+    Err((
+        StatusCode::FORBIDDEN,
+        format!("cross-origin WebSocket refused: {shown}"),
+    ))
 }
 
 /// A partner node dialing in: check its key, prove ours, challenge it.
@@ -92,10 +184,17 @@ async fn partner(
     };
     let registry = state.registry.clone();
     let known = tokio::task::spawn_blocking(move || registry.peer_by_key(&dialer)).await;
-    let (name, acl) = match known {
-        Ok(Ok(Some(peer))) => (peer.name, peer.acl),
+    let (name, organization, acl) = match known {
+        Ok(Ok(Some(peer))) => (
+            peer.name,
+            (!peer.organization.is_empty()).then_some(peer.organization),
+            peer.acl,
+        ),
         Ok(Ok(None)) if state.config.auth.mode == AuthMode::Open => {
-            (format!("node {}", &node[..node.len().min(8)]), Acl::FULL)
+            // The parsed key, not the query text (which may have had whitespace trimmed),
+            // cut by characters. Unknown, so bound to no organization: a relay.
+            let short: String = dialer.to_string().chars().take(8).collect();
+            (format!("node {short}"), None, Acl::FULL)
         }
         Ok(Ok(None)) => {
             return refuse(
@@ -110,6 +209,18 @@ async fn partner(
             )
         }
     };
+    // Counted by key: connections still proving it count too.
+    let slot = match take_slot(
+        &state,
+        Client::Partner(dialer.to_string()),
+        state.config.limits.sync_connections_per_partner,
+    ) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::warn!(partner = %name, "partner connection refused: too many open");
+            return refusal.into_response();
+        }
+    };
     let challenge = match nonce() {
         Ok(n) => n,
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -120,6 +231,9 @@ async fn partner(
     let host = state.host.clone();
     let metrics = state.metrics.clone();
     let mut response = upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+        // Given back when the connection ends, the challenge failed included (or with
+        // this closure, if the upgrade fails).
+        let _slot = slot;
         let proof = tokio::time::timeout(CHALLENGE_TIMEOUT, socket.recv()).await;
         let verified = match proof {
             Ok(Some(Ok(Message::Text(text)))) => text
@@ -143,7 +257,11 @@ async fn partner(
             socket,
             host,
             Direction::Incoming,
-            Principal::Partner { name, acl },
+            Principal::Partner {
+                name,
+                organization,
+                acl,
+            },
         )
         .await;
     });

@@ -4,6 +4,12 @@
 //! shared with the whole network; the **workspace** lists everything, drafts included, and
 //! never leaves the organization's own node. Entries are document ids in a map, so two
 //! people adding practices at once both keep theirs.
+//!
+//! A listing also names the documents its organization **withdrew** (see
+//! [`super::publication`]): every replica that holds the listing erases them, and links to
+//! them lead to what replaced them, if anything.
+
+use std::collections::BTreeMap;
 
 use automerge::Automerge;
 use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile};
@@ -25,6 +31,9 @@ pub struct Listing {
     /// Event document ids.
     #[autosurgeon(missing = "Default::default")]
     pub events: TagSet,
+    /// Withdrawn document ids, each with the id that replaced it (empty if none).
+    #[autosurgeon(missing = "Default::default")]
+    pub withdrawn: BTreeMap<String, String>,
 }
 
 impl Listing {
@@ -49,6 +58,14 @@ impl Listing {
     pub fn event_ids(&self) -> impl Iterator<Item = DocumentId> + '_ {
         self.events.iter().filter_map(|s| DocumentId::parse(s).ok())
     }
+
+    /// Withdrawn documents, each with what replaced it.
+    pub fn withdrawn_ids(&self) -> impl Iterator<Item = (DocumentId, Option<DocumentId>)> + '_ {
+        self.withdrawn.iter().filter_map(|(old, new)| {
+            let old = DocumentId::parse(old).ok()?;
+            Some((old, DocumentId::parse(new).ok()))
+        })
+    }
 }
 
 /// A new, empty catalogue or workspace for an organization. Its first change is the same on
@@ -64,6 +81,7 @@ pub fn new_listing(kind: DocumentKind, organization: &str) -> Result<Automerge, 
             organization: organization.to_owned(),
             practices: TagSet::new(),
             events: TagSet::new(),
+            withdrawn: BTreeMap::new(),
         },
     )
 }
@@ -125,6 +143,38 @@ pub fn set_entries(
                     set.remove(&key);
                 }
             }
+            Ok(reconcile(tx, &listing)?)
+        },
+    )
+    .map(|_| ())
+    .map_err(|f| f.error)
+}
+
+/// Withdraws a practice from a listing: `old` is no longer listed and is named as
+/// withdrawn (so every replica erases it), `new` (its replacement, if any) is listed.
+pub fn withdraw(
+    doc: &mut Automerge,
+    kind: DocumentKind,
+    old: DocumentId,
+    new: Option<DocumentId>,
+    author: &Author,
+    now_ms: i64,
+) -> Result<(), ModelError> {
+    doc.transact_with::<_, _, ModelError, _>(
+        |_| commit_options(author, "withdrew a practice", now_ms),
+        |tx| {
+            let mut listing: Listing = hydrate(tx)?;
+            if listing.kind != kind.type_name() {
+                return Err(ModelError::Shape(format!("not an {}", kind.type_name())));
+            }
+            listing.practices.remove(&old.to_string());
+            if let Some(new) = new {
+                listing.practices.insert(new.to_string());
+            }
+            listing.withdrawn.insert(
+                old.to_string(),
+                new.map(|id| id.to_string()).unwrap_or_default(),
+            );
             Ok(reconcile(tx, &listing)?)
         },
     )

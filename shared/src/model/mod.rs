@@ -5,7 +5,9 @@
 //! Automerge text changed by splices ([`text_edit`]), never replaced whole. Changes carry a
 //! commit message naming who changed what ([`Author`], [`history`]).
 //!
-//! - [`practice`]: one good practice (its own document).
+//! - [`practice`]: one good practice, as two documents: the internal practice (drafts,
+//!   private fields, review) that never leaves its organization, and the public practice
+//!   made from it when it is published ([`publication`]).
 //! - [`catalogue`]: an organization's published catalogue, and its internal workspace.
 //! - [`directory`]: the network's member organizations.
 //! - [`event`]: webinars, roundtables, city-to-city exchanges.
@@ -19,6 +21,7 @@ pub mod directory;
 pub mod event;
 pub mod facets;
 pub mod practice;
+pub mod publication;
 pub mod record;
 pub mod review;
 pub mod taxonomy;
@@ -40,7 +43,10 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// What a document is, from its root `type` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DocumentKind {
+    /// A public practice: what everyone reads (see [`publication`]).
     Practice,
+    /// An internal practice: drafts, private fields and review, for members only.
+    InternalPractice,
     Catalogue,
     Workspace,
     Directory,
@@ -51,6 +57,7 @@ impl DocumentKind {
     pub fn type_name(self) -> &'static str {
         match self {
             DocumentKind::Practice => "ibis/practice",
+            DocumentKind::InternalPractice => "ibis/internal-practice",
             DocumentKind::Catalogue => "ibis/catalogue",
             DocumentKind::Workspace => "ibis/workspace",
             DocumentKind::Directory => "ibis/directory",
@@ -61,12 +68,29 @@ impl DocumentKind {
     pub fn from_type_name(name: &str) -> Option<Self> {
         Some(match name {
             "ibis/practice" => DocumentKind::Practice,
+            "ibis/internal-practice" => DocumentKind::InternalPractice,
             "ibis/catalogue" => DocumentKind::Catalogue,
             "ibis/workspace" => DocumentKind::Workspace,
             "ibis/directory" => DocumentKind::Directory,
             "ibis/event" => DocumentKind::Event,
             _ => return None,
         })
+    }
+
+    /// A practice, public or internal.
+    pub fn is_practice(self) -> bool {
+        matches!(
+            self,
+            DocumentKind::Practice | DocumentKind::InternalPractice
+        )
+    }
+
+    /// Documents that never leave their organization's node.
+    pub fn is_internal(self) -> bool {
+        matches!(
+            self,
+            DocumentKind::InternalPractice | DocumentKind::Workspace
+        )
     }
 }
 
@@ -226,6 +250,26 @@ pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
         .collect();
     entries.reverse();
     entries
+}
+
+/// Everything a document's history ever wrote as text, one string per change: its message,
+/// then the strings its operations put or inserted, in order (so a phrase typed in one
+/// change reads as one phrase). What a replica holding the document can read, deleted text
+/// included; for audits and tests of what reaches whom.
+pub fn written_strings(doc: &Automerge) -> Vec<String> {
+    doc.get_changes(&[])
+        .into_iter()
+        .map(|change| {
+            let mut written = change.message().unwrap_or_default().to_owned();
+            written.push('\n');
+            for op in change.decode().operations {
+                if let automerge::legacy::OpType::Put(automerge::ScalarValue::Str(s)) = &op.action {
+                    written.push_str(s);
+                }
+            }
+            written
+        })
+        .collect()
 }
 
 /// A new shared document whose first change is identical on every replica that creates it

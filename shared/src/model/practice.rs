@@ -1,4 +1,6 @@
-//! A good practice: one Automerge document.
+//! A good practice, as a document: the same shape for the internal practice (its drafts,
+//! every field, review) and the public practice made from it (see
+//! [`super::publication`]); the document's `type` tells them apart.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,10 @@ use super::{commit_options, Author, DocumentKind, ModelError, TagSet, SCHEMA_VER
 
 fn practice_type() -> String {
     DocumentKind::Practice.type_name().to_owned()
+}
+
+fn internal_practice_type() -> String {
+    DocumentKind::InternalPractice.type_name().to_owned()
 }
 
 fn draft() -> String {
@@ -184,205 +190,10 @@ pub struct Practice {
     pub provenance: Provenance,
     #[autosurgeon(missing = "Default::default")]
     pub review: Review,
-}
-
-/// The texts of a practice that people write together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TextField {
-    Title,
-    Summary,
-    Context,
-    Process,
-    Outcomes,
-    Transferability,
-    Funding,
-}
-
-impl TextField {
-    pub const ALL: [TextField; 7] = [
-        TextField::Title,
-        TextField::Summary,
-        TextField::Context,
-        TextField::Process,
-        TextField::Outcomes,
-        TextField::Transferability,
-        TextField::Funding,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            TextField::Title => "title",
-            TextField::Summary => "summary",
-            TextField::Context => "context",
-            TextField::Process => "process",
-            TextField::Outcomes => "outcomes",
-            TextField::Transferability => "transferability",
-            TextField::Funding => "funding",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.key() == key)
-    }
-
-    /// Whether translations carry this field.
-    pub fn translatable(self) -> bool {
-        !matches!(self, TextField::Funding)
-    }
-
-    pub fn of(self, p: &Practice) -> &Text {
-        match self {
-            TextField::Title => &p.title,
-            TextField::Summary => &p.summary,
-            TextField::Context => &p.context,
-            TextField::Process => &p.process,
-            TextField::Outcomes => &p.outcomes,
-            TextField::Transferability => &p.transferability,
-            TextField::Funding => &p.funding,
-        }
-    }
-
-    fn of_mut(self, p: &mut Practice) -> &mut Text {
-        match self {
-            TextField::Title => &mut p.title,
-            TextField::Summary => &mut p.summary,
-            TextField::Context => &mut p.context,
-            TextField::Process => &mut p.process,
-            TextField::Outcomes => &mut p.outcomes,
-            TextField::Transferability => &mut p.transferability,
-            TextField::Funding => &mut p.funding,
-        }
-    }
-
-    fn of_translation(self, t: &mut Translation) -> Option<&mut Text> {
-        Some(match self {
-            TextField::Title => &mut t.title,
-            TextField::Summary => &mut t.summary,
-            TextField::Context => &mut t.context,
-            TextField::Process => &mut t.process,
-            TextField::Outcomes => &mut t.outcomes,
-            TextField::Transferability => &mut t.transferability,
-            TextField::Funding => return None,
-        })
-    }
-}
-
-/// Single-valued fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScalarField {
-    City,
-    Country,
-    LeadOrganization,
-    ActorLevel,
-    StartDate,
-    EndDate,
-    EvidenceLevel,
-    Language,
-}
-
-impl ScalarField {
-    pub const ALL: [ScalarField; 8] = [
-        ScalarField::City,
-        ScalarField::Country,
-        ScalarField::LeadOrganization,
-        ScalarField::ActorLevel,
-        ScalarField::StartDate,
-        ScalarField::EndDate,
-        ScalarField::EvidenceLevel,
-        ScalarField::Language,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            ScalarField::City => "city",
-            ScalarField::Country => "country",
-            ScalarField::LeadOrganization => "lead_organization",
-            ScalarField::ActorLevel => "actor_level",
-            ScalarField::StartDate => "start_date",
-            ScalarField::EndDate => "end_date",
-            ScalarField::EvidenceLevel => "evidence_level",
-            ScalarField::Language => "language",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.key() == key)
-    }
-
-    pub fn of(self, p: &Practice) -> &str {
-        match self {
-            ScalarField::City => &p.city,
-            ScalarField::Country => &p.country,
-            ScalarField::LeadOrganization => &p.lead_organization,
-            ScalarField::ActorLevel => &p.actor_level,
-            ScalarField::StartDate => &p.start_date,
-            ScalarField::EndDate => &p.end_date,
-            ScalarField::EvidenceLevel => &p.evidence_level,
-            ScalarField::Language => &p.language,
-        }
-    }
-
-    fn of_mut(self, p: &mut Practice) -> &mut String {
-        match self {
-            ScalarField::City => &mut p.city,
-            ScalarField::Country => &mut p.country,
-            ScalarField::LeadOrganization => &mut p.lead_organization,
-            ScalarField::ActorLevel => &mut p.actor_level,
-            ScalarField::StartDate => &mut p.start_date,
-            ScalarField::EndDate => &mut p.end_date,
-            ScalarField::EvidenceLevel => &mut p.evidence_level,
-            ScalarField::Language => &mut p.language,
-        }
-    }
-}
-
-/// Multi-valued tag fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TagField {
-    Themes,
-    GcmObjectives,
-    SdgGoals,
-    TargetGroups,
-}
-
-impl TagField {
-    pub const ALL: [TagField; 4] = [
-        TagField::Themes,
-        TagField::GcmObjectives,
-        TagField::SdgGoals,
-        TagField::TargetGroups,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            TagField::Themes => "themes",
-            TagField::GcmObjectives => "gcm_objectives",
-            TagField::SdgGoals => "sdg_goals",
-            TagField::TargetGroups => "target_groups",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.key() == key)
-    }
-
-    pub fn of(self, p: &Practice) -> &TagSet {
-        match self {
-            TagField::Themes => &p.themes,
-            TagField::GcmObjectives => &p.gcm_objectives,
-            TagField::SdgGoals => &p.sdg_goals,
-            TagField::TargetGroups => &p.target_groups,
-        }
-    }
-
-    fn of_mut(self, p: &mut Practice) -> &mut TagSet {
-        match self {
-            TagField::Themes => &mut p.themes,
-            TagField::GcmObjectives => &mut p.gcm_objectives,
-            TagField::SdgGoals => &mut p.sdg_goals,
-            TagField::TargetGroups => &mut p.target_groups,
-        }
-    }
+    /// In an internal practice, the `automerge:` URL of its public practice once it is
+    /// published. Always empty in a public practice: nothing public points home.
+    #[autosurgeon(missing = "Default::default")]
+    pub public: String,
 }
 
 /// One change a person makes to a practice.
@@ -460,10 +271,10 @@ impl PracticeEdit {
 }
 
 impl Practice {
-    /// A new draft.
+    /// A new draft: an internal practice.
     pub fn new(title: &str, city: &str, country: &str, author: &Author, now_ms: i64) -> Self {
         Self {
-            kind: practice_type(),
+            kind: internal_practice_type(),
             schema: SCHEMA_VERSION,
             title: Text::with_value(title),
             summary: Text::default(),
@@ -498,6 +309,7 @@ impl Practice {
                 updated_at: now_ms,
             },
             review: Review::default(),
+            public: String::new(),
         }
     }
 
@@ -505,16 +317,28 @@ impl Practice {
         ReviewState::from_key(&self.review.state).unwrap_or_default()
     }
 
-    /// Reads a practice from its document.
+    /// Reads a practice, public or internal, from its document.
     pub fn load(doc: &Automerge) -> Result<Self, ModelError> {
         let practice: Practice = hydrate(doc)?;
-        if practice.kind != practice_type() {
+        if practice.kind != practice_type() && practice.kind != internal_practice_type() {
             return Err(ModelError::Shape(format!(
-                "expected an ibis/practice document, found `{}`",
+                "expected an ibis/practice or ibis/internal-practice document, found `{}`",
                 practice.kind
             )));
         }
         Ok(practice)
+    }
+
+    /// True for an internal practice (drafts, private fields; never leaves its node).
+    pub fn is_internal(&self) -> bool {
+        self.kind == internal_practice_type()
+    }
+
+    /// The public practice's id, once an internal practice is published.
+    pub fn public_id(&self) -> Option<crate::DocumentId> {
+        crate::AutomergeUrl::parse(&self.public)
+            .ok()
+            .map(|url| url.document_id)
     }
 
     /// A new document holding this practice. Refused if the practice is not valid.
@@ -610,6 +434,10 @@ fn edit_practice(
         PracticeEdit::Coordinates(c) => p.coordinates = c.clone(),
         PracticeEdit::Partners(list) => p.partners = list.clone(),
         PracticeEdit::Resources(list) => p.resources = list.clone(),
+        // A public practice shows a contact only with consent.
+        PracticeEdit::Contact(c) if !p.is_internal() && !c.consent => {
+            p.contact = Contact::default()
+        }
         PracticeEdit::Contact(c) => p.contact = c.clone(),
         PracticeEdit::ReplicatedBy { url, on } => {
             p.replicated_by.retain(|u| u != url);
@@ -618,6 +446,17 @@ fn edit_practice(
             }
         }
         PracticeEdit::Review { action, comment } => {
+            if p.is_internal() && *action == ReviewAction::Publish {
+                return Err(ModelError::Forbidden(
+                    "a practice is published by making its public practice (publication::publish)"
+                        .into(),
+                ));
+            }
+            if !p.is_internal() && *action == ReviewAction::Comment {
+                return Err(ModelError::Forbidden(
+                    "review comments go in the internal practice".into(),
+                ));
+            }
             let next = review::transition(p.state(), *action, author.role, comment)
                 .map_err(|e| ModelError::Forbidden(e.to_string()))?;
             if matches!(next, ReviewState::Submitted | ReviewState::Published) {
@@ -627,6 +466,10 @@ fn edit_practice(
                 }
             }
             p.review.state = next.key().to_owned();
+            // A public practice records the move (archived, restored), not who said what.
+            if !p.is_internal() {
+                return Ok(());
+            }
             p.review.comments.push(ReviewComment {
                 author: author.name.clone(),
                 at: now_ms,
@@ -646,5 +489,8 @@ pub fn validate_document(doc: &Automerge) -> Vec<FieldError> {
     }
 }
 
+mod fields;
 #[cfg(test)]
 mod tests;
+
+pub use fields::{ScalarField, TagField, TextField};

@@ -237,8 +237,48 @@ pub const CSV_COLUMNS: [&str; 31] = [
 
 const LIST_SEPARATOR: &str = "; ";
 
+/// What a spreadsheet takes for the start of a formula in a cell (OWASP's list).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// `-12.5`, `+3`, `7`: a number, which a spreadsheet reads as one and which cannot carry a
+/// formula (coordinates west and south are negative).
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix(['-', '+']).unwrap_or(cell);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `text`, after any apostrophes it starts with, starts like a formula.
+fn formula_like(text: &str) -> bool {
+    text.trim_start_matches('\'').starts_with(FORMULA_STARTS)
+}
+
+/// A cell a spreadsheet will show as text: one that starts like a formula gets a leading
+/// `'` (so does one that already starts with apostrophes before such a start, so that
+/// [`from_cell`] gives back exactly what was written). Numbers stay as they are.
+fn to_cell(text: String) -> String {
+    if formula_like(&text) && !is_plain_number(&text) {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
+
+/// A cell's text without the `'` [`to_cell`] added (or a person typed to the same end).
+fn from_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => cell,
+    }
+}
+
 impl PracticeRecord {
-    /// The record's CSV fields, in [`CSV_COLUMNS`] order.
+    /// The record's CSV fields, in [`CSV_COLUMNS`] order. A cell that a spreadsheet would
+    /// take for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return)
+    /// starts with an added `'`, which [`from_csv_fields`](Self::from_csv_fields) removes.
     pub fn csv_fields(&self) -> Vec<String> {
         let join = |v: &[String]| v.join(LIST_SEPARATOR);
         let nums = |v: &[u8]| {
@@ -285,10 +325,14 @@ impl PracticeRecord {
             self.review_state.clone(),
             self.home_organization.clone(),
         ]
+        .into_iter()
+        .map(to_cell)
+        .collect()
     }
 
     /// A record from CSV fields keyed by column name (unknown columns are an error, missing
-    /// ones are empty).
+    /// ones are empty). The `'` that [`csv_fields`](Self::csv_fields) puts before text that
+    /// starts like a formula is taken off.
     pub fn from_csv_fields(fields: &[(String, String)]) -> Result<Self, Vec<FieldError>> {
         let mut r = PracticeRecord::default();
         let mut errors = Vec::new();
@@ -300,7 +344,7 @@ impl PracticeRecord {
                 .collect()
         };
         for (column, value) in fields {
-            let value = value.trim();
+            let value = from_cell(value.trim());
             let number = |field: &str| -> Result<Option<f64>, FieldError> {
                 if value.is_empty() {
                     Ok(None)
@@ -448,6 +492,63 @@ mod tests {
             .zip(r.csv_fields())
             .collect();
         assert_eq!(PracticeRecord::from_csv_fields(&fields).unwrap(), r);
+    }
+
+    fn through_csv(r: &PracticeRecord) -> (Vec<String>, PracticeRecord) {
+        let cells = r.csv_fields();
+        let fields: Vec<(String, String)> = CSV_COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .zip(cells.iter().cloned())
+            .collect();
+        (cells, PracticeRecord::from_csv_fields(&fields).unwrap())
+    }
+
+    #[test]
+    fn formulas_leave_as_text_and_come_back_as_they_were() {
+        let mut r = record();
+        r.title = "=HYPERLINK(\"http://evil\",\"click\")".into();
+        r.summary = "+cmd|' /C calc'!A0".into();
+        r.context = "-2+3".into();
+        r.process = "@SUM(A1:A9)".into();
+        r.outcomes = "\tindented".into();
+        r.funding = "\r=1".into();
+        r.city = "'=already quoted".into();
+        r.lead_organization = "''-two quotes".into();
+        r.transferability = "'plain quote".into();
+        r.partners = vec!["=evil".into(), "fine".into()];
+        r.latitude = Some(-33.5);
+        r.longitude = Some(-70.25);
+        r.contact_phone = "+41 22 717 91 11".into();
+        let (cells, back) = through_csv(&r);
+        let cell = |name: &str| &cells[CSV_COLUMNS.iter().position(|c| *c == name).unwrap()];
+        assert_eq!(cell("title"), "'=HYPERLINK(\"http://evil\",\"click\")");
+        assert_eq!(cell("summary"), "'+cmd|' /C calc'!A0");
+        assert_eq!(cell("context"), "'-2+3");
+        assert_eq!(cell("process"), "'@SUM(A1:A9)");
+        assert_eq!(cell("outcomes"), "'\tindented");
+        assert_eq!(cell("funding"), "'\r=1");
+        assert_eq!(cell("city"), "''=already quoted");
+        assert_eq!(cell("lead_organization"), "'''-two quotes");
+        assert_eq!(cell("transferability"), "'plain quote");
+        assert_eq!(cell("partners"), "'=evil; fine");
+        assert_eq!(cell("contact_phone"), "'+41 22 717 91 11");
+        // A number cannot carry a formula; it stays a number.
+        assert_eq!(cell("latitude"), "-33.5");
+        assert_eq!(cell("longitude"), "-70.25");
+        for c in &cells {
+            assert!(!c.starts_with(['=', '+', '@', '\t', '\r']), "{c:?}");
+            assert!(!c.starts_with('-') || c.parse::<f64>().is_ok(), "{c:?}");
+        }
+        assert_eq!(back, r, "export, then import, gives the record back");
+        // A quote someone typed before a formula in their own spreadsheet is taken off too.
+        let imported = PracticeRecord::from_csv_fields(&[
+            ("title".into(), "'=1+1".into()),
+            ("latitude".into(), "'-12.5".into()),
+        ])
+        .unwrap();
+        assert_eq!(imported.title, "=1+1");
+        assert_eq!(imported.latitude, Some(-12.5));
     }
 
     #[test]

@@ -282,6 +282,59 @@ pub fn check_practice(p: &Practice) -> Vec<FieldError> {
     c.0
 }
 
+/// What a public practice must also satisfy, beyond [`check_practice`]: it is published
+/// or archived, carries no review comments and no link home, shows a contact only with
+/// the contact's consent, and names an organization, not a person, as its author
+/// (`organization_name`, when the checker knows it).
+pub fn check_public(p: &Practice, organization_name: Option<&str>) -> Vec<FieldError> {
+    let mut c = Checker(Vec::new());
+    if p.is_internal() {
+        c.fail("type", "an internal practice is not a public one");
+    }
+    if !ReviewState::from_key(&p.review.state).is_some_and(ReviewState::is_public) {
+        c.fail(
+            "review.state",
+            format!(
+                "a public practice is published or archived, not `{}`",
+                p.review.state
+            ),
+        );
+    }
+    if !p.review.comments.is_empty() {
+        c.fail(
+            "review.comments",
+            "review comments stay in the internal practice",
+        );
+    }
+    let contact = &p.contact;
+    let has_contact = [&contact.name, &contact.role, &contact.email, &contact.phone]
+        .iter()
+        .any(|v| !v.is_empty());
+    if has_contact && !contact.consent {
+        c.fail(
+            "contact",
+            "contact details are public only with the contact's consent",
+        );
+    }
+    if !p.public.is_empty() {
+        c.fail("public", "a public practice does not point to another");
+    }
+    if let Some(name) = organization_name {
+        for (field, value) in [
+            ("provenance.created_by", &p.provenance.created_by),
+            ("provenance.updated_by", &p.provenance.updated_by),
+        ] {
+            if value != name {
+                c.fail(
+                    field,
+                    format!("names `{value}`; only the organization is named"),
+                );
+            }
+        }
+    }
+    c.0
+}
+
 /// What is missing before a practice can be submitted or published.
 pub fn check_complete(p: &Practice) -> Vec<FieldError> {
     let mut c = Checker(Vec::new());

@@ -94,6 +94,13 @@ where
             };
             (before, outcome)
         };
+        let outcome = match outcome {
+            Outcome::Applied => match self.oversized(id, &before) {
+                Some(reason) => Outcome::Rejected(reason),
+                None => Outcome::Applied,
+            },
+            other => other,
+        };
         match outcome {
             Outcome::Applied => {}
             Outcome::Invalid(e) => {
@@ -104,32 +111,64 @@ where
                 return;
             }
             Outcome::Rejected(reason) => {
-                // Nothing of the change is kept or relayed; the sender hears why and stays
-                // connected, but this document no longer syncs with it until it reconnects.
-                if let Some(peer) = self
-                    .connections
-                    .get_mut(&conn)
-                    .and_then(|c| c.docs.get_mut(&id))
-                {
-                    peer.refused = true;
-                }
-                self.stats.changes_rejected += 1;
-                self.send(
-                    conn,
-                    &Message::Error {
-                        sender_id: Some(self.config.peer_id.clone()),
-                        message: format!("change to {id} rejected: {reason}"),
-                    },
-                );
-                self.notify(Notification::ChangeRejected {
-                    conn,
-                    document: id,
-                    reason,
-                });
+                self.reject_change(conn, id, reason);
                 return;
             }
         }
         self.after_apply(id, &[conn], &before);
+    }
+
+    /// A peer's change is refused: nothing of it is kept or relayed; the sender hears why
+    /// and stays connected, but this document no longer syncs with it until it reconnects.
+    pub(super) fn reject_change(&mut self, conn: ConnectionId, id: DocumentId, reason: String) {
+        if let Some(peer) = self
+            .connections
+            .get_mut(&conn)
+            .and_then(|c| c.docs.get_mut(&id))
+        {
+            peer.refused = true;
+        }
+        self.stats.changes_rejected += 1;
+        self.send(
+            conn,
+            &Message::Error {
+                sender_id: Some(self.config.peer_id.clone()),
+                message: format!("change to {id} rejected: {reason}"),
+            },
+        );
+        self.notify(Notification::ChangeRejected {
+            conn,
+            document: id,
+            reason,
+        });
+    }
+
+    /// If the document, as it is now in memory, would be stored larger than
+    /// [`super::EngineConfig::max_document_bytes`]: it is put back as it was at `before`
+    /// and the reason is returned.
+    pub(super) fn oversized(
+        &mut self,
+        id: DocumentId,
+        before: &[automerge::ChangeHash],
+    ) -> Option<String> {
+        let limit = self.config.max_document_bytes?;
+        let entry = self.documents.get_mut(&id)?;
+        let size = entry.stored_size_with(&entry.doc, limit);
+        if size <= limit {
+            return None;
+        }
+        let restored = if before.is_empty() {
+            Ok(Automerge::new().with_actor(entry.doc.get_actor().clone()))
+        } else {
+            undo(&entry.doc, before)
+        };
+        match restored {
+            Ok(doc) => entry.doc = doc,
+            Err(e) => {
+                tracing::error!(document = %id, error = %e, "an oversized change could not be undone")
+            }
+        }
+        Some(too_large(size, limit))
     }
 
     /// After the changes of the peers on `conns` were applied to the document (which had
@@ -189,6 +228,15 @@ pub(super) enum Check {
     Scratch,
     /// Applied in place, undone if the policy refuses the result.
     InPlace,
+}
+
+/// Why a document may not grow to `size` bytes.
+pub(super) fn too_large(size: usize, limit: usize) -> String {
+    format!(
+        "the document would be {} KiB, over the limit of {} KiB for one document",
+        size.div_ceil(1024),
+        limit / 1024
+    )
 }
 
 /// The document as it was at `heads`, with the same actor (undoing a refused change).

@@ -17,6 +17,9 @@ pub struct EngineConfig {
     pub ephemeral_session_id: String,
     /// Frame and field size limits.
     pub limits: Limits,
+    /// What a sync message may claim and come to once inflated (checked before automerge
+    /// reads it).
+    pub bounds: crate::bounds::Bounds,
     /// Sustained messages per second a connection may send us.
     pub max_messages_per_second: u32,
     /// Messages a connection may send in a burst above the sustained rate.
@@ -43,6 +46,10 @@ pub struct EngineConfig {
     /// snapshot (never less than this), or number more than `compact_after_chunks`.
     pub compact_min_bytes: usize,
     pub compact_after_chunks: usize,
+    /// Largest a document may grow to in storage (`None`: no limit). A change that would
+    /// take it past is refused, with the sizes in the reason; the host's own changes too
+    /// ([`super::EngineError::TooLarge`]).
+    pub max_document_bytes: Option<usize>,
     /// How long changes for a peer wait for its answer to the changes we sent it last
     /// before they go anyway (see `sync::pacing`): a bound on the latency pacing can add
     /// when an answer does not come.
@@ -57,6 +64,7 @@ impl EngineConfig {
             is_ephemeral: false,
             ephemeral_session_id: uuid::Uuid::new_v4().simple().to_string(),
             limits: Limits::default(),
+            bounds: crate::bounds::Bounds::default(),
             max_messages_per_second: 20_000,
             message_burst: 40_000,
             max_ephemeral_bytes: 64 * 1024,
@@ -69,6 +77,7 @@ impl EngineConfig {
             compact_min_bytes: 16 * 1024,
             compact_after_chunks: 64,
             answer_wait: 25,
+            max_document_bytes: Some(crate::model::validation::MAX_DOCUMENT_BYTES),
         }
     }
 }

@@ -1,14 +1,14 @@
 //! One connection's state: where its handshake is, who is on the other end, how far each
 //! shared document is in sync with it, and how fast it is allowed to talk.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use automerge::sync;
 
 use crate::protocol::{PeerId, PeerMetadata};
 use crate::DocumentId;
 
-use super::policy::PeerRole;
+use super::policy::{PeerLimits, PeerRole};
 use super::{Direction, Millis};
 
 #[derive(Debug)]
@@ -128,18 +128,40 @@ pub(crate) struct Connection<Principal> {
     pub docs: BTreeMap<DocumentId, PeerDoc>,
     pub rate: RateLimiter,
     pub bulk: BulkSync,
+    /// What this connection may make us spend (the policy's limits for its principal,
+    /// within the engine's own).
+    pub limits: PeerLimits,
+    /// Documents it asked for that we had nothing of, still empty: at most
+    /// `limits.max_unknown_documents`.
+    pub unknown: BTreeSet<DocumentId>,
 }
 
 impl<P> Connection<P> {
-    pub fn new(direction: Direction, principal: P, phase: Phase, rate: RateLimiter) -> Self {
+    pub fn new(
+        direction: Direction,
+        principal: P,
+        phase: Phase,
+        limits: PeerLimits,
+        now: Millis,
+    ) -> Self {
         Self {
             direction,
             principal,
             phase,
             docs: BTreeMap::new(),
-            rate,
+            rate: RateLimiter::new(limits.messages_per_second, limits.message_burst, now),
             bulk: BulkSync::default(),
+            limits,
+            unknown: BTreeSet::new(),
         }
+    }
+
+    /// The storage id under which sync states with this peer are kept, if they are.
+    pub fn kept_storage_id(&self) -> Option<&crate::protocol::StorageId> {
+        if !self.limits.keep_sync_states {
+            return None;
+        }
+        self.ready().and_then(ReadyPeer::durable_storage_id)
     }
 
     pub fn ready(&self) -> Option<&ReadyPeer> {

@@ -107,6 +107,23 @@ impl Document {
         Ok(())
     }
 
+    /// About how many bytes storage would hold of the document if `doc` were it: what it
+    /// holds now plus the increment `doc` adds. Past `limit`, the compacted size is worked
+    /// out (a whole save, so only then) and returned instead when it is smaller.
+    pub fn stored_size_with(&self, doc: &Automerge, limit: usize) -> usize {
+        let held = self.snapshot_bytes + self.incremental_bytes;
+        let grown = if doc.get_heads() == self.saved_heads {
+            0
+        } else {
+            doc.save_after(&self.saved_heads).len()
+        };
+        let estimate = held + grown;
+        if estimate <= limit {
+            return estimate;
+        }
+        estimate.min(doc.save().len())
+    }
+
     pub fn has_content(&self) -> bool {
         !self.doc.get_heads().is_empty()
     }

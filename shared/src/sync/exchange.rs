@@ -27,7 +27,31 @@ where
         data: Vec<u8>,
         is_request: bool,
     ) {
-        // Validate before anything else, so a malformed message costs no storage work.
+        // The envelope first: what the message claims (hash lists, Bloom filters, how many
+        // changes it carries) is checked without reading a change, so a malformed or
+        // oversized message costs no storage work and nothing is inflated.
+        let envelope = match crate::bounds::check_envelope(&data, &self.config.bounds) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                self.fail(conn, format!("invalid sync message for {id}: {e}"));
+                return;
+            }
+        };
+        if self.erased.contains(&id) {
+            // Withdrawn by its organization: nothing of it is taken in or given out.
+            self.send_unavailable(conn, id);
+            return;
+        }
+        let Some(c) = self.connections.get(&conn) else {
+            return;
+        };
+        // Someone who may not write anything is refused before we load the document.
+        if envelope.change_chunks > 0 {
+            if let Err(reason) = self.policy.may_write(&c.principal) {
+                self.reject_change(conn, id, reason);
+                return;
+            }
+        }
         let message = match sync::Message::decode(&data) {
             Ok(m) => m,
             Err(e) => {
@@ -60,6 +84,23 @@ where
             self.refuse(conn, id);
             return;
         }
+        if !message.changes.is_empty() {
+            // Whose document this is comes from what we store, before the changes are read.
+            if let Err(reason) = self.policy.may_change(&c.principal, &id, &entry.doc) {
+                self.reject_change(conn, id, reason);
+                return;
+            }
+            // What the changes come to once inflated, measured within a bounded budget.
+            if let Err(e) = crate::bounds::measure_sync_message(&data, &self.config.bounds) {
+                self.fail(conn, format!("sync message for {id} refused: {e}"));
+                return;
+            }
+        } else if !entry.has_content() && !self.note_unknown(conn, id) {
+            return;
+        }
+        let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
+            return;
+        };
         let check =
             if message.changes.is_empty() || !self.policy.needs_write_check(&c.principal, &id) {
                 Check::None
@@ -96,6 +137,38 @@ where
         }
         if let Some(message) = self.defer_incoming(conn, id, check, message) {
             self.apply_one(conn, id, check, message);
+        }
+    }
+
+    /// Notes that a peer waits for a document we have nothing of. False (and the peer told
+    /// at once that we do not have it, keeping nothing) when it already waits for as many
+    /// as its limits allow: made-up ids cost a bounded amount per connection.
+    fn note_unknown(&mut self, conn: ConnectionId, id: DocumentId) -> bool {
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return false;
+        };
+        if c.unknown.contains(&id) {
+            return true;
+        }
+        if c.unknown.len() < c.limits.max_unknown_documents {
+            c.unknown.insert(id);
+            return true;
+        }
+        self.send_unavailable(conn, id);
+        false
+    }
+
+    /// `doc-unavailable`, keeping nothing about it.
+    pub(super) fn send_unavailable(&mut self, conn: ConnectionId, id: DocumentId) {
+        if let Some(target_id) = self.peer_id_of(conn) {
+            self.send(
+                conn,
+                &Message::DocUnavailable {
+                    sender_id: self.config.peer_id.clone(),
+                    target_id,
+                    document_id: id,
+                },
+            );
         }
     }
 
@@ -138,8 +211,7 @@ where
             return;
         };
         let saved = c
-            .ready()
-            .and_then(|p| p.durable_storage_id())
+            .kept_storage_id()
             .and_then(|s| entry.saved_sync_states.get(s));
         let peer = c.docs.entry(id).or_insert_with(|| PeerDoc {
             sync: SyncSlot::Parked(saved.cloned().unwrap_or_default()),
@@ -262,6 +334,11 @@ where
         }
         if first_content {
             self.notify(Notification::DocumentReady { document: id });
+            for conn in self.interest.get(&id).into_iter().flatten() {
+                if let Some(c) = self.connections.get_mut(conn) {
+                    c.unknown.remove(&id);
+                }
+            }
         }
         self.notify(Notification::DocumentChanged {
             document: id,
@@ -288,7 +365,7 @@ where
         let Some(c) = self.connections.remove(&conn) else {
             return;
         };
-        let storage_id = c.ready().and_then(|p| p.durable_storage_id()).cloned();
+        let storage_id = c.kept_storage_id().cloned();
         let was_ready = c.ready().is_some();
         let mut waiting_on_it = Vec::new();
         for (id, peer) in c.docs {

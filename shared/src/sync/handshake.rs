@@ -2,7 +2,7 @@
 
 use crate::protocol::{self, Message, PeerId, PeerMetadata, PROTOCOL_V1};
 
-use super::connection::{Connection, Phase, RateLimiter, ReadyPeer};
+use super::connection::{Connection, Phase, ReadyPeer};
 use super::policy::{PeerRole, Policy};
 use super::{ConnectionId, Direction, Engine, Notification};
 
@@ -21,13 +21,22 @@ where
             Direction::Incoming => Phase::AwaitingJoin { deadline },
             Direction::Outgoing => Phase::AwaitingPeer { deadline },
         };
-        let rate = RateLimiter::new(
-            self.config.max_messages_per_second,
-            self.config.message_burst,
-            self.now,
+        // The policy's limits for this principal, within the engine's own.
+        let wanted = self.policy.limits(&principal);
+        let limits = super::policy::PeerLimits {
+            max_frame_bytes: wanted
+                .max_frame_bytes
+                .min(self.config.limits.max_frame_bytes),
+            messages_per_second: wanted
+                .messages_per_second
+                .min(self.config.max_messages_per_second),
+            message_burst: wanted.message_burst.min(self.config.message_burst),
+            ..wanted
+        };
+        self.connections.insert(
+            conn,
+            Connection::new(direction, principal, phase, limits, self.now),
         );
-        self.connections
-            .insert(conn, Connection::new(direction, principal, phase, rate));
         if direction == Direction::Outgoing {
             let join = Message::Join {
                 sender_id: self.our_id(),
@@ -46,7 +55,6 @@ where
     }
 
     pub(super) fn on_frame(&mut self, conn: ConnectionId, frame: &[u8]) {
-        let limits = self.config.limits;
         let now = self.now;
         // What this peer sent before goes in first. Frames from other peers may come before
         // it: nothing orders one connection's frames against another's.
@@ -62,6 +70,10 @@ where
             self.fail(conn, "message rate limit exceeded".into());
             return;
         }
+        let limits = crate::protocol::Limits {
+            max_frame_bytes: c.limits.max_frame_bytes,
+            ..self.config.limits
+        };
         let message = match protocol::decode(frame, &limits) {
             Ok(m) => m,
             Err(e) => {
@@ -206,17 +218,29 @@ where
             }
         };
         // The same peer id on another connection: a reconnect from the same principal
-        // replaces the old connection; anyone else claiming that id is refused.
+        // replaces the old connection, and so does a principal that outranks the old one
+        // (a partner that proved its key, over a socket that only claimed its peer id);
+        // anyone else claiming that id is refused.
         let existing = self.connections.iter().find_map(|(id, other)| {
-            (*id != conn && other.ready().is_some_and(|p| p.peer_id == peer_id))
-                .then(|| (*id, other.principal == c.principal))
+            (*id != conn && other.ready().is_some_and(|p| p.peer_id == peer_id)).then(|| {
+                let same = other.principal == c.principal;
+                (
+                    *id,
+                    same || self.policy.outranks(&c.principal, &other.principal),
+                    same,
+                )
+            })
         });
         match existing {
-            Some((old, true)) => self.close_connection(
+            Some((old, true, same)) => self.close_connection(
                 old,
-                "replaced by a new connection from the same peer".into(),
+                if same {
+                    "replaced by a new connection from the same peer".into()
+                } else {
+                    format!("peer id {peer_id} was claimed by a peer that proved who it is")
+                },
             ),
-            Some((_, false)) => {
+            Some((_, false, _)) => {
                 self.fail(conn, format!("peer id {peer_id} is already connected"));
                 return false;
             }

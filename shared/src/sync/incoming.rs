@@ -168,13 +168,17 @@ where
         let before = entry.doc.get_heads();
         let batch = states.iter_mut().zip(messages.iter().map(|(_, m)| m));
         let accepted = match check {
-            Check::None => receive_together(&mut entry.doc, batch).is_ok(),
+            Check::None => {
+                receive_together(&mut entry.doc, batch).is_ok()
+                    && within(entry, &entry.doc, self.config.max_document_bytes)
+            }
             Check::InPlace => {
                 receive_together(&mut entry.doc, batch).is_ok()
                     && self
                         .policy
                         .check_in_place(principal, &id, &before, &entry.doc)
                         .is_ok()
+                    && within(entry, &entry.doc, self.config.max_document_bytes)
             }
             Check::Scratch => {
                 let mut scratch = entry.doc.clone();
@@ -182,7 +186,8 @@ where
                     && self
                         .policy
                         .check_write(principal, &id, &entry.doc, &scratch)
-                        .is_ok();
+                        .is_ok()
+                    && within(entry, &scratch, self.config.max_document_bytes);
                 if accepted {
                     entry.doc = scratch;
                 }
@@ -190,6 +195,7 @@ where
             }
         };
         if !accepted {
+            // (One by one, the offending message is refused alone.)
             if check != Check::Scratch && entry.doc.get_heads() != before {
                 match undo(&entry.doc, &before) {
                     Ok(doc) => entry.doc = doc,
@@ -220,4 +226,13 @@ where
         self.after_apply(id, &conns, &before);
         true
     }
+}
+
+/// True if storage would hold `doc` within the size limit for one document.
+fn within(
+    entry: &super::document::Document,
+    doc: &automerge::Automerge,
+    limit: Option<usize>,
+) -> bool {
+    limit.is_none_or(|limit| entry.stored_size_with(doc, limit) <= limit)
 }

@@ -29,6 +29,10 @@ where
     pub fn open(&mut self, now: Millis, id: DocumentId) {
         self.apply_incoming();
         self.now = self.now.max(now);
+        if self.erased.contains(&id) {
+            self.notify(Notification::DocumentUnavailable { document: id });
+            return;
+        }
         let loading = self.ensure_document(id);
         if let Some(entry) = self.documents.get_mut(&id) {
             entry.pinned = true;
@@ -67,7 +71,8 @@ where
     }
 
     /// Changes a document in memory (creating it if nobody has it), then stores the change
-    /// and sends it to every peer that shares the document.
+    /// and sends it to every peer that shares the document. A change that would take the
+    /// document past [`super::EngineConfig::max_document_bytes`] is undone and refused.
     pub fn change<R>(
         &mut self,
         now: Millis,
@@ -76,6 +81,9 @@ where
     ) -> Result<R, EngineError> {
         self.apply_incoming();
         self.now = self.now.max(now);
+        if self.erased.contains(&id) {
+            return Err(EngineError::Erased(id));
+        }
         if !self.documents.contains_key(&id) {
             if self.stored.contains(&id) {
                 return Err(EngineError::NotLoaded(id));
@@ -94,9 +102,41 @@ where
         let result = f(&mut entry.doc);
         entry.last_used = self.now;
         if entry.doc.get_heads() != before {
+            if let Some(reason) = self.oversized(id, &before) {
+                return Err(EngineError::TooLarge(reason));
+            }
             self.document_changed(id, ChangeOrigin::Local, before.is_empty());
         }
         Ok(result)
+    }
+
+    /// Erases a document: whatever is stored of it is deleted, it leaves memory and every
+    /// connection's state, and from now on it is neither taken in nor served (peers asking
+    /// for it hear `doc-unavailable`). For a document its organization withdrew: history
+    /// cannot be rewritten, but replicas can stop holding it.
+    pub fn erase(&mut self, now: Millis, id: DocumentId) {
+        self.apply_incoming();
+        self.now = self.now.max(now);
+        if !self.erased.insert(id) {
+            return;
+        }
+        self.documents.remove(&id);
+        self.stored.remove(&id);
+        if let Some(conns) = self.interest.remove(&id) {
+            for conn in conns {
+                if let Some(c) = self.connections.get_mut(&conn) {
+                    c.docs.remove(&id);
+                    c.unknown.remove(&id);
+                    c.bulk.in_flight.remove(&id);
+                }
+            }
+        }
+        self.pending_sync.retain(|(_, d)| *d != id);
+        self.waiting_for_answers.retain(|(_, _, d)| *d != id);
+        self.stats.writes += 1;
+        self.outputs
+            .push_back(super::Output::Store(super::StoreOp::Erase { document: id }));
+        self.notify(Notification::DocumentErased { document: id });
     }
 
     pub(super) fn after_open(&mut self, id: DocumentId) {

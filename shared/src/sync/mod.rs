@@ -56,7 +56,7 @@ use crate::DocumentId;
 pub use config::EngineConfig;
 pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
 pub use outputs::Outputs;
-pub use policy::{OpenPolicy, PeerRole, Policy};
+pub use policy::{OpenPolicy, PeerLimits, PeerRole, Policy};
 pub use receive::receive_sync_message;
 
 use connection::Connection;
@@ -115,6 +115,11 @@ pub enum EngineError {
     Corrupt(DocumentId),
     #[error("automerge rejected the document: {0}")]
     Automerge(String),
+    #[error("document {0} was erased here")]
+    Erased(DocumentId),
+    /// The change was undone: the document would have outgrown the size limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Counters for metrics.
@@ -157,6 +162,8 @@ pub struct Engine<P: Policy> {
     documents: BTreeMap<DocumentId, Document>,
     /// Every document storage holds (the host tells us at start; we add what we store).
     stored: BTreeSet<DocumentId>,
+    /// Documents erased here: never loaded, stored, served or taken in again.
+    erased: BTreeSet<DocumentId>,
     /// Connections that share each document (synced it, asked for it), kept while the
     /// document itself is evicted so changes still reach them.
     interest: BTreeMap<DocumentId, BTreeSet<ConnectionId>>,
@@ -197,6 +204,7 @@ where
             connections: BTreeMap::new(),
             documents: BTreeMap::new(),
             stored: stored.into_iter().collect(),
+            erased: BTreeSet::new(),
             interest: BTreeMap::new(),
             ephemeral_seen: BTreeMap::new(),
             ephemeral_count: 0,
@@ -209,6 +217,20 @@ where
             incoming: None,
             stats: EngineStats::default(),
         }
+    }
+
+    /// Documents erased before this engine started (the host reads them from storage).
+    pub fn with_erased(mut self, erased: impl IntoIterator<Item = DocumentId>) -> Self {
+        self.erased.extend(erased);
+        for id in &self.erased {
+            self.stored.remove(id);
+        }
+        self
+    }
+
+    /// True for a document erased here.
+    pub fn is_erased(&self, id: &DocumentId) -> bool {
+        self.erased.contains(id)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -259,6 +281,11 @@ where
 
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// (sender, session) pairs of presence remembered, to drop repeats (bounded).
+    pub fn ephemeral_sessions(&self) -> usize {
+        self.ephemeral_seen.len()
     }
 
     pub fn gauges(&self) -> EngineGauges {

@@ -44,6 +44,9 @@ pub enum StoreOp {
         peer: StorageId,
         state: Vec<u8>,
     },
+    /// Delete everything stored of the document (its chunks and sync states) and remember
+    /// that it was erased: it is never stored again ([`super::Engine::erase`]).
+    Erase { document: DocumentId },
 }
 
 impl StoreOp {
@@ -51,7 +54,8 @@ impl StoreOp {
         match self {
             StoreOp::AppendChanges { document, .. }
             | StoreOp::ReplaceWithSnapshot { document, .. }
-            | StoreOp::SaveSyncState { document, .. } => *document,
+            | StoreOp::SaveSyncState { document, .. }
+            | StoreOp::Erase { document } => *document,
         }
     }
 }
@@ -117,4 +121,6 @@ pub enum Notification {
     PeerError { conn: ConnectionId, message: String },
     /// A peer broke the protocol and was disconnected.
     ProtocolViolation { conn: ConnectionId, reason: String },
+    /// A document was erased ([`super::Engine::erase`]).
+    DocumentErased { document: DocumentId },
 }

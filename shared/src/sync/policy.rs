@@ -11,6 +11,42 @@ use crate::DocumentId;
 
 use super::Direction;
 
+/// What one connection may make the engine spend, by who is on the other end. Anonymous
+/// visitors get much less than members and partners (the host's numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Largest frame accepted from this peer.
+    pub max_frame_bytes: usize,
+    /// Sustained messages per second, and the burst above it.
+    pub messages_per_second: u32,
+    pub message_burst: u32,
+    /// Documents storage does not hold that the peer may be waiting for at once (asked
+    /// for, or told it cannot have): past it, more such requests are answered
+    /// `doc-unavailable` at once, and nothing is kept for them.
+    pub max_unknown_documents: usize,
+    /// Ask replica peers for documents this peer requests and we lack (an anonymous
+    /// request would otherwise make every partner look for a made-up id).
+    pub forward_requests: bool,
+    /// Keep sync states under the storage id the peer announces, for its next visit. A
+    /// peer whose storage id we cannot trust (anyone can make one up) gets none: each made
+    /// up id would be rows in storage for ever.
+    pub keep_sync_states: bool,
+}
+
+impl Default for PeerLimits {
+    /// Generous limits, for trusted peers (tests, the app's own node).
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: crate::protocol::Limits::default().max_frame_bytes,
+            messages_per_second: 20_000,
+            message_burst: 40_000,
+            max_unknown_documents: 4_096,
+            forward_requests: true,
+            keep_sync_states: true,
+        }
+    }
+}
+
 /// How we treat a peer once admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerRole {
@@ -34,6 +70,37 @@ pub trait Policy {
         peer_id: &PeerId,
         metadata: &PeerMetadata,
     ) -> Result<PeerRole, String>;
+
+    /// What a connection from this principal may make us spend.
+    fn limits(&self, _principal: &Self::Principal) -> PeerLimits {
+        PeerLimits::default()
+    }
+
+    /// Two connections claim the same peer id: does `new` take it from `old`? (A partner
+    /// that proved its key wins over an anonymous socket that joined with its peer id.)
+    /// When false the newcomer is refused. A reconnect from the same principal always
+    /// replaces the old connection.
+    fn outranks(&self, _new: &Self::Principal, _old: &Self::Principal) -> bool {
+        false
+    }
+
+    /// May this principal send changes at all? Asked before anything of a sync message's
+    /// changes is read. `Err` names the reason, sent back to the peer.
+    fn may_write(&self, _principal: &Self::Principal) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// May this principal send changes to this document, as storage holds it (`current`
+    /// is empty when we have none)? Asked before the changes are decoded, so a document's
+    /// owner is read from what we store, never from what the sender claims.
+    fn may_change(
+        &self,
+        _principal: &Self::Principal,
+        _document: &DocumentId,
+        _current: &Automerge,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 
     /// May this principal receive the document (as it is now)?
     fn may_read(&self, principal: &Self::Principal, document: &DocumentId, doc: &Automerge)

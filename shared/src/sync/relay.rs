@@ -22,6 +22,9 @@ use super::{ConnectionId, Engine};
 
 /// Ephemeral de-duplication entries older than this are forgotten.
 const EPHEMERAL_MEMORY_MS: u64 = 10 * 60 * 1000;
+/// At most this many (sender, session) pairs are remembered; past it the oldest go (a
+/// forgotten pair costs at most one duplicate message, never memory).
+pub(super) const MAX_EPHEMERAL_SESSIONS: usize = 4_096;
 
 impl<P: Policy> Engine<P>
 where
@@ -44,6 +47,17 @@ where
             }
             Status::Loading { .. } | Status::Corrupt => return,
             Status::Ready | Status::Unavailable => {}
+        }
+        // A peer whose requests are not worth our partners' time (an anonymous visitor
+        // asking for made-up ids) hears at once that we do not have it.
+        let forwarded = requester.is_none_or(|conn| {
+            self.connections
+                .get(&conn)
+                .is_some_and(|c| c.limits.forward_requests)
+        });
+        if !forwarded {
+            self.resolve_unavailable(id);
+            return;
         }
         let candidates: Vec<ConnectionId> = self
             .connections
@@ -223,11 +237,32 @@ where
             );
             return;
         }
+        let Some(c) = self.connections.get(&conn) else {
+            return;
+        };
+        // A peer that dialed us speaks for itself only (we relay under our own id when we
+        // dial, and so does every automerge-repo peer); a server we dialed relays others'.
+        if c.direction == super::Direction::Incoming
+            && c.ready().is_some_and(|p| p.peer_id != sender_id)
+        {
+            self.fail(
+                conn,
+                format!("ephemeral senderId {sender_id} is not this connection's peer"),
+            );
+            return;
+        }
+        // Only about a document this peer shares with us (one it may read): nobody else
+        // hears of it otherwise.
+        if !c.docs.contains_key(&document_id) {
+            return;
+        }
         let key = (sender_id.clone(), session_id.clone());
         if let Some((seen, _)) = self.ephemeral_seen.get(&key) {
             if count <= *seen {
                 return;
             }
+        } else if self.ephemeral_seen.len() >= MAX_EPHEMERAL_SESSIONS {
+            self.forget_oldest_ephemeral_session();
         }
         self.ephemeral_seen.insert(key, (count, self.now));
         self.notify(Notification::Ephemeral {
@@ -294,6 +329,17 @@ where
             data: data.to_vec(),
         };
         self.send(conn, &message);
+    }
+
+    fn forget_oldest_ephemeral_session(&mut self) {
+        let oldest = self
+            .ephemeral_seen
+            .iter()
+            .min_by_key(|(_, (_, seen_at))| *seen_at)
+            .map(|(key, _)| key.clone());
+        if let Some(key) = oldest {
+            self.ephemeral_seen.remove(&key);
+        }
     }
 
     pub(super) fn forget_old_ephemeral_sessions(&mut self) {

@@ -36,7 +36,7 @@ fn text(field: TextField, base: &str, new: &str) -> PracticeEdit {
 #[test]
 fn a_new_practice_is_a_valid_draft() {
     let doc = new_doc();
-    assert_eq!(kind_of(&doc), Some(DocumentKind::Practice));
+    assert_eq!(kind_of(&doc), Some(DocumentKind::InternalPractice));
     let p = Practice::load(&doc).unwrap();
     assert_eq!(p.title.as_str(), "Welcome desks");
     assert_eq!(p.country, "PT");
@@ -160,17 +160,20 @@ fn the_review_flow_is_enforced_by_role_and_completeness() {
     )
     .unwrap();
     apply_edit(&mut doc, &submit, &editor(), 3_000).unwrap();
+    // Publishing makes a public practice; an edit cannot do it.
     let publish = PracticeEdit::Review {
         action: ReviewAction::Publish,
         comment: "Great".into(),
     };
-    assert_eq!(
-        apply_edit(&mut doc, &publish, &editor(), 4_000),
-        Err(ModelError::Forbidden(
-            "a editor may not publish a practice".into()
-        ))
-    );
-    apply_edit(&mut doc, &publish, &reviewer(), 4_000).unwrap();
+    assert!(matches!(
+        apply_edit(&mut doc, &publish, &reviewer(), 4_000),
+        Err(ModelError::Forbidden(_))
+    ));
+    assert!(matches!(
+        crate::model::publication::publish(&mut doc, &editor(), "IOM", "", 4_000),
+        Err(ModelError::Forbidden(e)) if e == "a editor may not publish a practice"
+    ));
+    crate::model::publication::publish(&mut doc, &reviewer(), "IOM", "Great", 4_000).unwrap();
     let p = Practice::load(&doc).unwrap();
     assert_eq!(p.state(), ReviewState::Published);
     assert_eq!(p.review.comments.len(), 2);

@@ -152,7 +152,7 @@ fn sync_data_that_is_not_a_sync_message() {
     let mut s = setup(true);
     s.inject(sync_frame(vec![0x99, 1, 2, 3]));
     s.assert_failed_with(&format!(
-        "invalid sync message for {}: expected [66, 67] but found 153",
+        "invalid sync message for {}: not a sync message: its first byte is 0x99, not 0x42 or 0x43",
         id(1)
     ));
 }

@@ -1,5 +1,6 @@
 mod errors;
 mod fresh;
+mod limits;
 mod pacing;
 mod props;
 mod sim;

@@ -20,6 +20,16 @@ pub struct RolePolicy {
     /// Every peer may read every document whatever it holds (`secret` or not), so fresh
     /// peers are answered from stored snapshots.
     pub read_any: bool,
+    /// Clients may not send changes at all (as anonymous visitors).
+    pub read_only_clients: bool,
+    /// Clients may not change a stored document holding this key (as another
+    /// organization's document).
+    pub owned_key: Option<String>,
+    /// The limits of a client's connection (the engine's defaults otherwise).
+    pub client_limits: Option<PeerLimits>,
+    /// A replica claiming a client's peer id takes it (as a partner that proved its key
+    /// takes its id back from an anonymous socket).
+    pub replicas_outrank_clients: bool,
 }
 
 impl Policy for RolePolicy {
@@ -36,6 +46,43 @@ impl Policy for RolePolicy {
             return Err("banned peer".into());
         }
         Ok(*role)
+    }
+
+    fn limits(&self, role: &PeerRole) -> PeerLimits {
+        match (role, self.client_limits) {
+            (PeerRole::Client, Some(limits)) => limits,
+            _ => PeerLimits::default(),
+        }
+    }
+
+    fn outranks(&self, new: &PeerRole, old: &PeerRole) -> bool {
+        self.replicas_outrank_clients && *new == PeerRole::Replica && *old == PeerRole::Client
+    }
+
+    fn may_write(&self, role: &PeerRole) -> Result<(), String> {
+        if self.read_only_clients && *role == PeerRole::Client {
+            return Err("clients may not change documents".into());
+        }
+        Ok(())
+    }
+
+    fn may_change(
+        &self,
+        role: &PeerRole,
+        _: &DocumentId,
+        current: &Automerge,
+    ) -> Result<(), String> {
+        match &self.owned_key {
+            Some(key)
+                if *role == PeerRole::Client
+                    && matches!(current.get(ROOT, key.as_str()), Ok(Some(_))) =>
+            {
+                Err(format!(
+                    "a document with `{key}` is not the client's to change"
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn may_read(&self, _: &PeerRole, _: &DocumentId, doc: &Automerge) -> bool {
@@ -103,6 +150,10 @@ impl MemStorage {
                 state,
             } => {
                 self.sync_states.insert((document, peer), state);
+            }
+            StoreOp::Erase { document } => {
+                self.chunks.remove(&document);
+                self.sync_states.retain(|(d, _), _| *d != document);
             }
         }
     }
