@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use automerge::Automerge;
-use ibis_shared::protocol::{Limits, PeerId, StorageId};
+use ibis_shared::protocol::{PeerId, StorageId};
 use ibis_shared::sync::{EngineConfig, EngineError, Notification, OpenPolicy};
 use ibis_shared::DocumentId;
 use tokio::sync::{broadcast, watch};
@@ -80,7 +80,7 @@ impl Client {
             },
             host.clone(),
             (),
-            Limits::default(),
+            dial::DialOptions::new(crate::limits::PARTNER),
             shutdown_rx,
         );
         let client = Self {

@@ -119,6 +119,11 @@ pub struct NodeSection {
     /// headers are ignored and the client is the TCP peer. Empty by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// The most the database may grow to, in MiB (none by default: the disk's size).
+    /// Past it, writes fail as on a full disk: the node stops taking changes until there
+    /// is room (see `host::storage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_database_mb: Option<u64>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -266,6 +271,9 @@ impl Config {
                 ));
             }
         }
+        if self.node.max_database_mb == Some(0) {
+            return Err("node.max_database_mb must be at least 1".into());
+        }
         if self.node.max_connections == 0 {
             return Err("node.max_connections must be at least 1".into());
         }
@@ -336,6 +344,7 @@ mod tests {
                 durability: Durability::Full,
                 max_connections: 10,
                 trusted_proxies: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
+                max_database_mb: None,
             },
             auth: AuthSection::default(),
             limits: LimitsSection::default(),

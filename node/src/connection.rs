@@ -4,11 +4,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use ibis_shared::sync::{ConnectionId, Direction, Policy};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
 
 use crate::host::{Host, HostInput, Outbound, OUTBOUND_QUEUE};
+use crate::limits::{ConnectionLimits, DEAD_AFTER, PING_EVERY};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -22,7 +26,7 @@ pub enum Incoming {
     Binary(Vec<u8>),
     Text,
     Close,
-    /// Pings and pongs: answered by the WebSocket library.
+    /// Pings and pongs: answered by the WebSocket library (a pong shows the peer is there).
     Ignore,
 }
 
@@ -30,6 +34,7 @@ pub trait WsMessage: Sized {
     fn classify(self) -> Incoming;
     fn binary(bytes: Vec<u8>) -> Self;
     fn close(reason: String) -> Self;
+    fn ping() -> Self;
 }
 
 impl WsMessage for axum::extract::ws::Message {
@@ -50,6 +55,9 @@ impl WsMessage for axum::extract::ws::Message {
             code: axum::extract::ws::close_code::POLICY,
             reason: truncate_reason(reason).into(),
         }))
+    }
+    fn ping() -> Self {
+        Self::Ping(Vec::new().into())
     }
 }
 
@@ -74,6 +82,9 @@ impl WsMessage for tokio_tungstenite::tungstenite::Message {
             reason: truncate_reason(reason).into(),
         }))
     }
+    fn ping() -> Self {
+        Self::Ping(Vec::new().into())
+    }
 }
 
 /// A close frame's reason is at most 123 bytes.
@@ -86,7 +97,6 @@ fn truncate_reason(mut reason: String) -> String {
     reason
 }
 
-/// Runs a connection until either side ends it.
 /// Frames written with one flush at most: the rest wait for the next turn of the loop, so
 /// a long queue does not keep the connection from reading.
 const FRAMES_PER_WRITE: usize = 64;
@@ -125,11 +135,40 @@ where
     sink.flush().await.map_err(|_| None)
 }
 
+/// What bounds one connection's pump, besides the engine's own limits.
+#[derive(Debug)]
+pub struct PumpOptions {
+    /// The connection's id (made by [`next_connection_id`], so the caller can register it
+    /// before the pump starts).
+    pub conn: ConnectionId,
+    pub limits: ConnectionLimits,
+    /// Says why, when the connection's credential is revoked ([`crate::revocation`]).
+    pub revoked: Option<watch::Receiver<Option<String>>>,
+}
+
+impl PumpOptions {
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            conn: next_connection_id(),
+            limits,
+            revoked: None,
+        }
+    }
+}
+
+/// Runs a connection until either side ends it, the node revokes it, or it goes quiet.
+///
+/// - Frames read and not yet taken in by the engine hold a share of the connection's
+///   budget (`max_queued_inbound_bytes`): past it the pump stops reading, and TCP pushes
+///   back on the sender. A busy engine costs each connection at most its budget.
+/// - Every [`PING_EVERY`] the peer is pinged; one that has sent nothing, pongs included,
+///   for [`DEAD_AFTER`] is gone. One that has sent no frame for `idle_timeout` is closed.
 pub async fn pump<S, M, E, P>(
     socket: S,
     host: Host<P>,
     direction: Direction,
     principal: P::Principal,
+    options: PumpOptions,
 ) where
     S: Stream<Item = Result<M, E>> + Sink<M> + Unpin,
     M: WsMessage,
@@ -137,7 +176,12 @@ pub async fn pump<S, M, E, P>(
     P: Policy + Send + 'static,
     P::Principal: PartialEq + Send,
 {
-    let conn = next_connection_id();
+    let PumpOptions {
+        conn,
+        limits,
+        mut revoked,
+    } = options;
+    let budget = Arc::new(Semaphore::new(limits.max_queued_inbound_bytes));
     let (outbound_tx, mut outbound) = mpsc::channel(OUTBOUND_QUEUE);
     host.send(HostInput::Open {
         conn,
@@ -146,40 +190,96 @@ pub async fn pump<S, M, E, P>(
         outbound: outbound_tx,
     });
     let (mut sink, mut stream) = socket.split();
-    loop {
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
+    let mut last_frame = Instant::now();
+    // A frame read while the budget was spent, waiting for its share.
+    let mut waiting: Option<Vec<u8>> = None;
+    let end: Option<String> = loop {
+        let wanted = waiting.as_ref().map(|f| permits(f.len(), &limits));
         tokio::select! {
-            message = stream.next() => match message {
-                Some(Ok(m)) => match m.classify() {
-                    Incoming::Binary(frame) => host.send(HostInput::Frame { conn, frame }),
-                    Incoming::Text => host.send(HostInput::Text { conn }),
-                    Incoming::Close => break,
-                    Incoming::Ignore => {}
-                },
+            permit = budget.clone().acquire_many_owned(wanted.unwrap_or(0)), if waiting.is_some() => {
+                let (Ok(permit), Some(frame)) = (permit, waiting.take()) else { break None };
+                host.send(HostInput::Frame { conn, frame, permit: Some(permit) });
+            }
+            message = stream.next(), if waiting.is_none() => match message {
+                Some(Ok(m)) => {
+                    heard = Instant::now();
+                    match m.classify() {
+                        Incoming::Binary(frame) => {
+                            last_frame = heard;
+                            match budget.clone().try_acquire_many_owned(permits(frame.len(), &limits)) {
+                                Ok(permit) => host.send(HostInput::Frame { conn, frame, permit: Some(permit) }),
+                                Err(_) => waiting = Some(frame),
+                            }
+                        }
+                        Incoming::Text => {
+                            last_frame = heard;
+                            host.send(HostInput::Text { conn });
+                        }
+                        Incoming::Close => break None,
+                        Incoming::Ignore => {}
+                    }
+                }
                 Some(Err(e)) => {
                     tracing::debug!(?conn, error = %e, "connection failed");
-                    break;
+                    break None;
                 }
-                None => break,
+                None => break None,
             },
             out = outbound.recv() => match out {
                 Some(first) => {
                     if let Err(end) = write_queued(&mut sink, first, &mut outbound).await {
-                        if let Some(reason) = end {
-                            let _ = sink.send(M::close(reason)).await;
-                        }
-                        break;
+                        break end;
                     }
                 }
                 // The host dropped us (too slow, or shutting down).
-                None => {
-                    let _ = sink.send(M::close("closed by the node".into())).await;
-                    break;
-                }
+                None => break Some("closed by the node".into()),
             },
+            _ = ping.tick() => {
+                if heard.elapsed() >= DEAD_AFTER {
+                    break Some(format!("no answer for {} seconds", DEAD_AFTER.as_secs()));
+                }
+                if let Some(idle) = limits.idle_timeout {
+                    if last_frame.elapsed() >= idle {
+                        break Some(format!("idle for {} minutes", idle.as_secs() / 60));
+                    }
+                }
+                if sink.send(M::ping()).await.is_err() {
+                    break None;
+                }
+            }
+            reason = wait_revoked(&mut revoked) => break Some(reason),
         }
+    };
+    if let Some(reason) = end {
+        let _ = sink.send(M::close(reason)).await;
     }
     let _ = sink.close().await;
     host.send(HostInput::Closed { conn });
+}
+
+/// Permits a frame of `len` bytes takes of the connection's budget: at least one, and at
+/// most the whole budget (a frame within the frame limit always fits, alone).
+fn permits(len: usize, limits: &ConnectionLimits) -> u32 {
+    len.clamp(1, limits.max_queued_inbound_bytes.max(1))
+        .min(u32::MAX as usize) as u32
+}
+
+/// The reason, once the connection's credential is revoked; never, without a watch.
+async fn wait_revoked(revoked: &mut Option<watch::Receiver<Option<String>>>) -> String {
+    let Some(rx) = revoked else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(reason) = rx.borrow_and_update().clone() {
+            return reason;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +312,9 @@ mod tests {
         }
         fn close(reason: String) -> Self {
             Self::Close(reason)
+        }
+        fn ping() -> Self {
+            Self::Frame(Vec::new())
         }
     }
 

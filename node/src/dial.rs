@@ -7,17 +7,20 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 
-use ibis_shared::protocol::Limits;
+use std::sync::atomic::Ordering;
+
 use ibis_shared::sync::{Direction, Policy};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::connection::pump;
+use crate::connection::{pump, PumpOptions};
 use crate::federation::{
     accept_message, dial_message, nonce, NodeKey, NodePublicKey, AUTH_PREFIX, HEADER_CHALLENGE,
     HEADER_NODE, HEADER_SIGNATURE,
 };
 use crate::host::Host;
+use crate::limits::ConnectionLimits;
+use crate::revocation::{Credential, Revocations};
 
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -104,13 +107,33 @@ async fn connect(
     Ok(socket)
 }
 
+/// What bounds a dialed connection, and when to stop dialing.
+pub struct DialOptions {
+    pub limits: ConnectionLimits,
+    /// The partner's registration: once it is revoked, its connection closes and it is
+    /// no longer dialed.
+    pub registration: Option<(Arc<Revocations>, Credential)>,
+    /// While storage fails (`healthy` false), nothing is dialed: nothing could be kept.
+    pub healthy: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl DialOptions {
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            limits,
+            registration: None,
+            healthy: None,
+        }
+    }
+}
+
 /// Dials `url` until shutdown; each connection's principal comes from `principal`.
 pub fn spawn<P>(
     url: String,
     identity: DialIdentity,
     host: Host<P>,
     principal: P::Principal,
-    limits: Limits,
+    options: DialOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -124,14 +147,36 @@ where
             (false, true) => format!("{url}&{}", identity.query),
             (false, false) => format!("{url}?{}", identity.query),
         };
+        let max = options.limits.engine.max_frame_bytes;
         let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(limits.max_frame_bytes);
-        config.max_frame_size = Some(limits.max_frame_bytes);
+        config.max_message_size = Some(max);
+        config.max_frame_size = Some(max);
         config.read_buffer_size = crate::server::sync::READ_BUFFER_BYTES;
         let mut delay = FIRST_DELAY;
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            if let Some((revocations, credential)) = &options.registration {
+                let (revocations, credential) = (revocations.clone(), credential.clone());
+                let gone = tokio::task::spawn_blocking(move || revocations.revoked(&credential))
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(reason) = gone {
+                    tracing::info!(peer = %url, %reason, "no longer dialing this partner");
+                    return;
+                }
+            }
+            if options
+                .healthy
+                .as_ref()
+                .is_some_and(|m| !m.healthy.load(Ordering::Relaxed))
+            {
+                tokio::select! {
+                    _ = tokio::time::sleep(FIRST_DELAY) => continue,
+                    _ = shutdown.changed() => return,
+                }
             }
             let attempt = connect(&target, &identity, config);
             let started = Instant::now();
@@ -139,7 +184,13 @@ where
                 result = attempt => match result {
                     Ok(socket) => {
                         tracing::info!(peer = %url, "connected to partner");
-                        pump(socket, host.clone(), Direction::Outgoing, principal.clone()).await;
+                        let mut pump_options = PumpOptions::new(options.limits);
+                        let _watched = options.registration.as_ref().map(|(revocations, credential)| {
+                            let (rx, watched) = revocations.watch(pump_options.conn, credential.clone());
+                            pump_options.revoked = Some(rx);
+                            watched
+                        });
+                        pump(socket, host.clone(), Direction::Outgoing, principal.clone(), pump_options).await;
                         tracing::info!(peer = %url, "connection to partner ended");
                         if started.elapsed() >= STABLE_AFTER {
                             delay = FIRST_DELAY;

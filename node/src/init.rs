@@ -212,6 +212,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<NodeInfo> {
             durability: Durability::Full,
             max_connections: 2_000,
             trusted_proxies: Vec::new(),
+            max_database_mb: None,
         },
         auth: AuthSection { mode: options.auth },
         limits: Default::default(),

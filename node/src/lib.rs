@@ -31,8 +31,10 @@ pub mod migrate;
 pub mod policy;
 pub mod quota;
 pub mod registry;
+pub mod revocation;
 pub mod server;
 pub mod store;
+pub mod withdrawals;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,6 +77,8 @@ pub struct RunningNode {
     server: tokio::task::JoinHandle<()>,
     dialers: Vec<tokio::task::JoinHandle<()>>,
     indexer: tokio::task::JoinHandle<()>,
+    withdrawals: tokio::task::JoinHandle<()>,
+    revocations: tokio::task::JoinHandle<()>,
     _lock: init::DataDirLock,
 }
 
@@ -114,7 +118,9 @@ impl RunningNode {
         for dialer in self.dialers {
             let _ = dialer.await;
         }
+        let _ = self.revocations.await;
         self.indexer.abort();
+        self.withdrawals.abort();
         let _ = self.server.await;
         Ok(())
     }
@@ -150,6 +156,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
 
     let lock = init::DataDirLock::acquire(data_dir)?;
     let mut store = store::Store::open(data_dir, config.node.durability)?;
+    if let Some(mb) = config.node.max_database_mb {
+        store.limit_size(mb)?;
+    }
     init::refresh_directory_entry(&mut store, &config)?;
     let held = host::Held {
         stored: store.document_ids()?,
@@ -194,6 +203,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
         index.clone(),
     )
     .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+    let state_revocations = state.revocations.clone();
     let app = server::router(state, config.node.app_dir.clone());
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
@@ -221,8 +231,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
     });
     // Registered partners with a URL, then ad hoc peers from the command line or the
     // config (whose key is learned when they prove it).
-    let mut targets: Vec<(String, Option<federation::NodePublicKey>, policy::Principal)> =
-        Vec::new();
+    // Each registered partner's connection lives as long as its registration.
+    let mut targets: Vec<(
+        String,
+        Option<federation::NodePublicKey>,
+        policy::Principal,
+        Option<revocation::Credential>,
+    )> = Vec::new();
     for peer in registry.peers()? {
         if peer.url.is_empty() {
             continue;
@@ -232,6 +247,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
         } else {
             Some(federation::NodePublicKey::parse(&peer.public_key)?)
         };
+        let credential = match expect {
+            Some(key) => revocation::Credential::Partner {
+                key,
+                organization: peer.organization.clone(),
+                acl: peer.acl,
+            },
+            None => revocation::Credential::Relay {
+                name: peer.name.clone(),
+            },
+        };
         targets.push((
             peer.url.clone(),
             expect,
@@ -240,10 +265,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
                 organization: (!peer.organization.is_empty()).then(|| peer.organization.clone()),
                 acl: peer.acl,
             },
+            Some(credential),
         ));
     }
     for url in &config.node.peers {
-        if !targets.iter().any(|(u, _, _)| u == url) {
+        if !targets.iter().any(|(u, ..)| u == url) {
             targets.push((
                 url.clone(),
                 None,
@@ -254,27 +280,35 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
                     organization: None,
                     acl: registry::Acl::FULL,
                 },
+                None,
             ));
         }
     }
+    let revocations = state_revocations;
     let dialers = targets
         .into_iter()
-        .map(|(url, expect, principal)| {
+        .map(|(url, expect, principal, credential)| {
             let identity = dial::DialIdentity {
                 query: String::new(),
                 key: Some(key.clone()),
                 expect,
+            };
+            let options = dial::DialOptions {
+                limits: principal.limits(),
+                registration: credential.map(|c| (revocations.clone(), c)),
+                healthy: Some(metrics.clone()),
             };
             dial::spawn(
                 url,
                 identity,
                 host.clone(),
                 principal,
-                limits,
+                options,
                 shutdown_rx.clone(),
             )
         })
         .collect();
+    let revocation_task = revocations.spawn(shutdown_rx.clone());
     {
         let index = index.clone();
         tokio::task::spawn_blocking(move || match index.rebuild_if_stale() {
@@ -284,6 +318,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
         });
     }
     let indexer = index::spawn_indexer(host.clone(), index);
+    let withdrawals = withdrawals::spawn(host.clone(), config.documents.directory);
     tracing::info!(%addr, organization = %info.organization_name, "node serving");
     Ok(RunningNode {
         addr,
@@ -295,6 +330,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
         server,
         dialers,
         indexer,
+        revocations: revocation_task,
+        withdrawals,
         _lock: lock,
     })
 }

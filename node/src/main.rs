@@ -56,12 +56,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write the whole catalogue (every document, plus practices as JSON) to one archive.
+    /// Write the catalogue to one archive: what partners may read (public practices,
+    /// catalogues, the directory, events, plus the public practices as JSON), or with
+    /// `--full` every document.
     Export {
         #[arg(long, env = "IBIS_DATA_DIR")]
         data_dir: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Every document, internal practices (drafts, review comments) and the workspace
+        /// included, and private contacts: keep it like a backup, never share it.
+        #[arg(long)]
+        full: bool,
     },
     /// Copy the database, key and configuration while the node runs.
     Backup {
@@ -337,14 +343,36 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Export { data_dir, out } => {
-            let manifest = ibis_node::archive::export(&data_dir, &out)?;
+        Command::Export {
+            data_dir,
+            out,
+            full,
+        } => {
+            let form = if full {
+                ibis_node::archive::Form::Full
+            } else {
+                ibis_node::archive::Form::Public
+            };
+            let exported = ibis_node::archive::export(&data_dir, &out, form)?;
+            let manifest = &exported.manifest;
             println!(
-                "exported {} documents ({} practices) to {}",
+                "exported {} documents ({} practices) to {}, {} form",
                 manifest.documents,
                 manifest.practices,
-                out.display()
+                out.display(),
+                manifest.form.key()
             );
+            if full {
+                eprintln!(
+                    "warning: {} holds drafts, review comments and private contacts; keep it like a backup and do not share it",
+                    out.display()
+                );
+            } else {
+                println!(
+                    "left out {} documents partners may not read (internal practices, the workspace, drafts, documents of no ibis type)",
+                    exported.left_out
+                );
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Backup { data_dir, out } => {
@@ -360,9 +388,22 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         } if ibis_node::archive::is_archive(&file) => {
             let report = ibis_node::archive::import(&data_dir, &file)?;
             println!(
-                "imported {} documents ({} practices): {} new, {} merged",
-                report.documents, report.practices, report.new_documents, report.merged_documents
+                "imported {} documents ({} practices) from a {} archive: {} new, {} merged",
+                report.documents,
+                report.practices,
+                report.form.key(),
+                report.new_documents,
+                report.merged_documents
             );
+            if !report.skipped.is_empty() {
+                println!(
+                    "skipped {} documents erased here (withdrawn by their organization):",
+                    report.skipped.len()
+                );
+                for id in &report.skipped {
+                    println!("  {}", id.url());
+                }
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Import {

@@ -180,7 +180,7 @@ impl Registry {
             if c.execute("DELETE FROM users WHERE name = ?1", [name])? == 0 {
                 return Err(RegistryError::NotFound("user"));
             }
-            Ok(())
+            revoked(c)
         })
     }
 
@@ -294,7 +294,7 @@ impl Registry {
                 "DELETE FROM sessions WHERE token_hash = ?1",
                 [hash_token(secret)],
             )?;
-            Ok(())
+            revoked(c)
         })
     }
 
@@ -305,7 +305,7 @@ impl Registry {
                 "UPDATE sessions SET expires_at = 0 WHERE token_hash = ?1",
                 [hash_token(secret)],
             )?;
-            Ok(())
+            revoked(c)
         })
     }
 
@@ -337,6 +337,21 @@ impl Registry {
         })
     }
 
+    /// Bumped whenever something is revoked (a user or peer removed, a session ended):
+    /// a running node rechecks its connections when it changes, whichever process
+    /// changed it.
+    pub fn revocations(&self) -> Result<i64, RegistryError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revocations'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+        })
+    }
+
     pub fn peer_by_key(&self, key: &NodePublicKey) -> Result<Option<Peer>, RegistryError> {
         let key = key.to_string();
         Ok(self.peers()?.into_iter().find(|p| p.public_key == key))
@@ -347,7 +362,7 @@ impl Registry {
             if c.execute("DELETE FROM peers WHERE name = ?1", [name])? == 0 {
                 return Err(RegistryError::NotFound("peer"));
             }
-            Ok(())
+            revoked(c)
         })
     }
 
@@ -424,6 +439,16 @@ fn use_invite(c: &Connection, secret: &str) -> Result<Option<Invitation>, Regist
         },
     )
     .optional()?)
+}
+
+/// Counts a revocation (see [`Registry::revocations`]).
+fn revoked(c: &Connection) -> Result<(), RegistryError> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ('revocations', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )?;
+    Ok(())
 }
 
 /// What an invitation was made for.

@@ -190,6 +190,17 @@ impl Store {
         Ok(ids)
     }
 
+    /// Caps the database at `mb` MiB: past it, writes fail as they would on a full disk.
+    pub fn limit_size(&self, mb: u64) -> Result<(), StoreError> {
+        let page: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = (mb as i64).saturating_mul(1024 * 1024) / page.max(1);
+        self.conn
+            .pragma_update(None, "max_page_count", pages.max(1))?;
+        Ok(())
+    }
+
     /// Documents erased here (withdrawn by their organization): never stored again.
     pub fn erased_ids(&self) -> Result<Vec<DocumentId>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT document FROM erased_documents")?;

@@ -7,6 +7,7 @@ use ibis_node::client::{Client, ClientOptions};
 use ibis_node::registry::Registry;
 use ibis_node::{InitOptions, ServeOptions};
 use ibis_shared::model::practice::{apply_edit, PracticeEdit, TextField};
+use ibis_shared::model::publication::organization_author;
 use ibis_shared::model::{Author, Role};
 use ibis_shared::DocumentId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,20 +39,24 @@ fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// An editor of the node's organization retitles a practice over sync.
+/// An editor of the node's organization retitles a published practice over sync, live,
+/// in the organization's name (as the app does).
 async fn retitle(
     client: &Client,
     doc_id: DocumentId,
-    organization: &str,
+    organization: &(String, String),
     from: &str,
     to: &str,
     at: i64,
 ) {
-    let editor = Author {
-        name: "Amy".into(),
-        organization: organization.to_owned(),
-        role: Role::Editor,
-    };
+    let editor = organization_author(
+        &Author {
+            name: "Amy".into(),
+            organization: organization.0.clone(),
+            role: Role::Editor,
+        },
+        &organization.1,
+    );
     let edit = PracticeEdit::Text {
         field: TextField::Title,
         translation: None,
@@ -169,7 +174,10 @@ async fn search_export_feed_and_live_updates() {
         .unwrap();
         let doc_id = DocumentId::parse(id.trim_start_matches("automerge:")).unwrap();
         client.open(doc_id, WAIT).await.unwrap();
-        let organization = node.info().organization_id.clone();
+        let organization = (
+            node.info().organization_id.clone(),
+            node.info().organization_name.clone(),
+        );
         retitle(&client, doc_id, &organization, "Welcome desks", "Welcome desks in twelve languages", 5).await;
         assert_eq!(total_when(addr, "twelve", 1).await, 1, "the edit reached the index");
 

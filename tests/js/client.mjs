@@ -7,8 +7,12 @@
 //   node client.mjs <ws-url> change <url> <json>      -> {"ok": true} (merges the JSON into the root)
 //   node client.mjs <ws-url> ephemeral-send <url> <json>   -> broadcasts every 200 ms until stdin closes
 //   node client.mjs <ws-url> ephemeral-listen <url>   -> {"message": ..., "senderId": ...} for the first one
+//   node client.mjs <ws-url> audit <url>...           -> {"url", "written": [...]} per document: every
+//                                                        change's message and the strings its ops wrote
+//                                                        (or {"url", "unavailable": true})
 import { Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import * as Automerge from "@automerge/automerge";
 
 const [url, command, ...args] = process.argv.slice(2);
 const timeout = Number(process.env.IBIS_JS_TIMEOUT ?? 20000);
@@ -94,6 +98,27 @@ switch (command) {
     });
     say({ listening: true });
     break;
+  }
+  case "audit": {
+    // Everything each document's history holds, as this client received it.
+    const r = repo();
+    for (const docUrl of args) {
+      const handle = await find(r, docUrl);
+      if (!handle) {
+        say({ url: docUrl, unavailable: true });
+        continue;
+      }
+      const written = Automerge.getAllChanges(handle.doc()).map((bytes) => {
+        const change = Automerge.decodeChange(bytes);
+        let text = (change.message ?? "") + "\n";
+        for (const op of change.ops) {
+          if (typeof op.value === "string") text += op.value;
+        }
+        return text;
+      });
+      say({ url: docUrl, written });
+    }
+    process.exit(0);
   }
   default:
     fail(`unknown command ${command}`);

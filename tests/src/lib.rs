@@ -269,6 +269,11 @@ impl Federation {
         Ok(())
     }
 
+    /// An API token for member `name` of node `i`.
+    pub fn token(&self, i: usize, name: &str) -> anyhow::Result<String> {
+        Ok(ibis_node::registry::Registry::open(&self.dirs[i])?.issue_token(name, "test", 1)?)
+    }
+
     pub async fn shutdown(self) -> anyhow::Result<()> {
         for node in self.nodes {
             node.shutdown().await?;

@@ -65,6 +65,9 @@ pub enum HostInput<P: Policy> {
     Frame {
         conn: ConnectionId,
         frame: Vec<u8>,
+        /// The frame's share of its connection's inbound budget, given back once the
+        /// engine has taken the frame in (see `connection::pump`).
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     Text {
         conn: ConnectionId,
@@ -76,6 +79,8 @@ pub enum HostInput<P: Policy> {
         document: DocumentId,
         result: Result<Option<StoredDocument>, String>,
     },
+    /// Storage failed to commit (see `Input::StorageFailed`).
+    StorageFailed,
     /// Runs a closure with the engine (reads for the API, the node's own edits).
     Run(EngineJob<P>),
     Shutdown(oneshot::Sender<()>),
@@ -187,6 +192,7 @@ where
             authors: HashSet::new(),
             metrics,
             observed_at: None,
+            epoch: 0,
             notifications: host_notifications,
         };
         task.run(rx, owner).await;
@@ -243,6 +249,8 @@ struct EngineTask<P: Policy> {
     metrics: Arc<Metrics>,
     /// When the metrics last copied the engine's counters and gauges.
     observed_at: Option<Instant>,
+    /// Storage failures taken in (see `storage::Job::epoch`).
+    epoch: u64,
     notifications: broadcast::Sender<Notification>,
 }
 
@@ -333,8 +341,13 @@ where
                     },
                 );
             }
-            HostInput::Frame { conn, frame } => {
-                self.engine.handle(now, Input::Frame { conn, frame })
+            HostInput::Frame {
+                conn,
+                frame,
+                permit,
+            } => {
+                self.engine.handle(now, Input::Frame { conn, frame });
+                drop(permit);
             }
             HostInput::Text { conn } => self.engine.handle(now, Input::TextFrame { conn }),
             HostInput::Closed { conn } => {
@@ -343,6 +356,13 @@ where
             }
             HostInput::Loaded { document, result } => {
                 self.engine.handle(now, Input::Loaded { document, result })
+            }
+            HostInput::StorageFailed => {
+                self.engine.handle(now, Input::StorageFailed);
+                self.epoch += 1;
+                for conn in self.outlets.connections() {
+                    self.outlets.remove(conn);
+                }
             }
             HostInput::Run(f) => {
                 self.engine.apply_deferred();
@@ -428,6 +448,7 @@ where
             self.observed_at = Some(Instant::now());
         }
         job.held = dispatched.held;
+        job.epoch = self.epoch;
         if !job.is_empty() && self.storage.send(StorageMessage::Job(job)).is_err() {
             tracing::error!("the storage thread has stopped; output dropped");
         }

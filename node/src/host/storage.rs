@@ -15,6 +15,9 @@ use super::{Host, HostInput};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
+/// How often storage is tried again while it fails.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a host runs on: the node's SQLite store, or memory (a client in a test or a
 /// benchmark). Writes and the loads that follow them happen atomically: all or nothing.
 pub trait Storage: Send + 'static {
@@ -23,6 +26,12 @@ pub trait Storage: Send + 'static {
         writes: &[&StoreOp],
         loads: &[DocumentId],
     ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String>;
+
+    /// After a failure: does a durable write go through again? (A small one; the next
+    /// real batch tells for sure.)
+    fn probe(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl Storage for Store {
@@ -44,6 +53,12 @@ impl Storage for Store {
             Ok(loaded)
         };
         run().map_err(|e| e.to_string())
+    }
+
+    fn probe(&mut self) -> Result<(), String> {
+        self.apply(&[]).map_err(|e| e.to_string())?;
+        self.set_meta("storage_probe", &crate::init::now_ms().to_string())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -103,6 +118,10 @@ pub(super) struct Job {
     pub writes: Vec<StoreOp>,
     pub loads: Vec<DocumentId>,
     pub held: Held,
+    /// How many storage failures the engine had taken in when it made this job: a job
+    /// made before the engine dropped what it held after a failure may build on writes
+    /// that were lost, and is discarded.
+    pub epoch: u64,
 }
 
 impl Job {
@@ -127,8 +146,29 @@ pub(super) fn storage_thread<P, S>(
     P::Principal: PartialEq + Send,
     S: Storage,
 {
+    // Jobs made before the engine took in the last failure are discarded.
+    let mut epoch = 0;
     loop {
-        let Ok(first) = rx.recv() else { return };
+        // While failing, probe storage every couple of seconds: the node serves again as
+        // soon as a write goes through (a disk that got space back, a fault that passed).
+        let first = if metrics.healthy.load(Ordering::Relaxed) {
+            match rx.recv() {
+                Ok(first) => first,
+                Err(_) => return,
+            }
+        } else {
+            match rx.recv_timeout(PROBE_EVERY) {
+                Ok(first) => first,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if store.probe().is_ok() {
+                        tracing::info!("storage works again; serving");
+                        metrics.healthy.store(true, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        };
         let mut jobs = Vec::new();
         let mut stop = false;
         match first {
@@ -142,8 +182,21 @@ pub(super) fn storage_thread<P, S>(
                 Err(_) => break,
             }
         }
-        if !jobs.is_empty() {
-            run_jobs(&mut store, jobs, &host, &outlets, &metrics);
+        let (current, stale): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|job| job.epoch >= epoch);
+        for job in stale {
+            for document in job.loads {
+                host.send(HostInput::Loaded {
+                    document,
+                    result: Err("storage failed; loading again".into()),
+                });
+            }
+        }
+        if !current.is_empty() {
+            let newest = current.iter().map(|j| j.epoch).max().unwrap_or(epoch);
+            if !run_jobs(&mut store, current, &host, &outlets, &metrics) {
+                epoch = newest + 1;
+            }
         }
         if stop {
             return;
@@ -151,13 +204,15 @@ pub(super) fn storage_thread<P, S>(
     }
 }
 
+/// Commits the jobs and releases what they held; false if the commit failed.
 fn run_jobs<P, S>(
     store: &mut S,
     jobs: Vec<Job>,
     host: &Host<P>,
     outlets: &Outlets,
     metrics: &Metrics,
-) where
+) -> bool
+where
     P: Policy + Send + 'static,
     P::Principal: PartialEq + Send,
     S: Storage,
@@ -171,23 +226,31 @@ fn run_jobs<P, S>(
         metrics.observe_commit(started.elapsed(), writes);
     }
     let loaded = match outcome {
-        Ok(results) => loads.into_iter().zip(results).collect::<Vec<_>>(),
+        Ok(results) => {
+            if writes > 0 && !metrics.healthy.swap(true, Ordering::Relaxed) {
+                tracing::info!("storage works again; serving");
+            }
+            loads.into_iter().zip(results).collect::<Vec<_>>()
+        }
         Err(e) => {
-            // Nothing of these jobs is durable: their held frames must not go out. Close
-            // every connection so peers resync from what is actually stored, and stop
-            // serving. (Peers may have had these changes relayed already; their authors
-            // still have them, as after a crash.)
-            tracing::error!(error = %e, "storage commit failed; closing all connections");
+            // Nothing of these jobs is durable: their held frames must not go out. Every
+            // connection closes (peers resync from what is actually stored when they come
+            // back), the engine drops what it holds in memory (it may be ahead of
+            // storage: a later increment would build on the lost one), and the node takes
+            // no connection until a write goes through again. Peers may have had these
+            // changes relayed already; their authors still have them, as after a crash.
+            tracing::error!(error = %e, "storage commit failed; closing all connections until storage works");
             metrics.storage_failures.fetch_add(1, Ordering::Relaxed);
             metrics.healthy.store(false, Ordering::Relaxed);
             outlets.close_all("storage failure");
+            host.send(HostInput::StorageFailed);
             for document in loads {
                 host.send(HostInput::Loaded {
                     document,
                     result: Err(format!("storage failure: {e}")),
                 });
             }
-            return;
+            return false;
         }
     };
     let mut too_slow = Vec::new();
@@ -206,4 +269,5 @@ fn run_jobs<P, S>(
     for (document, result) in loaded {
         host.send(HostInput::Loaded { document, result });
     }
+    true
 }

@@ -23,6 +23,8 @@ struct GatedStorage {
     /// `true` while commits must wait.
     shut: Arc<(Mutex<bool>, Condvar)>,
     commits: Arc<Mutex<usize>>,
+    /// `true` while writes fail (a full disk, an I/O error).
+    failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl GatedStorage {
@@ -34,6 +36,15 @@ impl GatedStorage {
 
     fn commits(&self) -> usize {
         *self.commits.lock().unwrap()
+    }
+
+    fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_failing(&self) -> bool {
+        self.failing.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -50,11 +61,22 @@ impl Storage for GatedStorage {
                 shut = wake.wait(shut).unwrap();
             }
         }
+        if !writes.is_empty() && self.is_failing() {
+            return Err("database or disk is full".into());
+        }
         let result = self.inner.lock().unwrap().apply_and_load(writes, loads);
         if !writes.is_empty() {
             *self.commits.lock().unwrap() += 1;
         }
         result
+    }
+
+    fn probe(&mut self) -> Result<(), String> {
+        if self.is_failing() {
+            Err("database or disk is full".into())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -106,6 +128,7 @@ impl Peer {
                 host.send(HostInput::Frame {
                     conn: self.conn,
                     frame,
+                    permit: None,
                 });
                 moved = true;
             }
@@ -124,6 +147,41 @@ impl Peer {
             }
         }
         moved
+    }
+
+    /// The connection dropped (the peer's side notices) and a new one is made.
+    fn reconnect(&mut self, host: &Host<OpenPolicy>, conn: ConnectionId) {
+        self.engine
+            .handle(1_000, Input::Disconnected { conn: UPLINK });
+        let (tx, from_host) = mpsc::channel(OUTBOUND_QUEUE);
+        host.send(HostInput::Open {
+            conn,
+            direction: Direction::Incoming,
+            principal: (),
+            outbound: tx,
+        });
+        self.engine.handle(
+            1_000,
+            Input::Connected {
+                conn: UPLINK,
+                direction: Direction::Outgoing,
+                principal: (),
+            },
+        );
+        self.conn = conn;
+        self.from_host = from_host;
+    }
+
+    /// True once the host closed this connection.
+    fn closed(&mut self) -> bool {
+        loop {
+            match self.from_host.try_recv() {
+                Ok(Outbound::Close(_)) => return true,
+                Ok(Outbound::Frame(_)) => continue,
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+            }
+        }
     }
 
     fn number(&self, id: &DocumentId) -> Option<i64> {
@@ -172,15 +230,28 @@ fn set_n(doc: &mut Automerge, n: i64) {
 
 /// A host with gated storage, a writer and a reader who both hold document `n = 0`.
 async fn writer_and_reader() -> (Host<OpenPolicy>, GatedStorage, Peer, Peer, DocumentId) {
+    let (host, storage, writer, reader, id, _) = writer_and_reader_with_metrics().await;
+    (host, storage, writer, reader, id)
+}
+
+async fn writer_and_reader_with_metrics() -> (
+    Host<OpenPolicy>,
+    GatedStorage,
+    Peer,
+    Peer,
+    DocumentId,
+    Arc<Metrics>,
+) {
     let storage = GatedStorage::default();
     let mut config = EngineConfig::new(PeerId::new("node"), None);
     config.evict_idle_after = None;
+    let metrics = Arc::new(Metrics::default());
     let (host, _task) = start(
         config,
         OpenPolicy,
         storage.clone(),
         super::Held::default(),
-        Arc::new(Metrics::default()),
+        metrics.clone(),
     );
     let mut writer = Peer::connect(&host, "writer", ConnectionId(10));
     let mut reader = Peer::connect(&host, "reader", ConnectionId(11));
@@ -203,7 +274,7 @@ async fn writer_and_reader() -> (Host<OpenPolicy>, GatedStorage, Peer, Peer, Doc
         |p| p[1].number(&id) == Some(0) && p[1].engine.in_sync_with_peers(&id),
     )
     .await;
-    (host, storage, writer, reader, id)
+    (host, storage, writer, reader, id, metrics)
 }
 
 /// Shuts the storage gate, lets the writer set `n = 1`, and waits until the reader has it
@@ -416,4 +487,69 @@ fn the_engine_stops_with_the_runtime_that_started_it() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A commit that fails (a full disk) is never acknowledged, every connection closes, the
+/// node refuses service until storage works again, and nothing is then built on the lost
+/// change: after the authors reconnect, storage holds every change they made, in a form
+/// that loads.
+#[tokio::test]
+async fn a_failed_commit_is_never_acknowledged_and_nothing_is_built_on_it() {
+    let (host, storage, mut writer, mut reader, id, metrics) =
+        writer_and_reader_with_metrics().await;
+    let healthy = |m: &Metrics| m.healthy.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(healthy(&metrics));
+    storage.set_failing(true);
+    let acked = writer.frames_received;
+    writer.engine.change(1_000, id, |d| set_n(d, 1)).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while healthy(&metrics) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failure was noticed"
+        );
+        writer.pump(&host);
+        reader.pump(&host);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Both connections were closed; the writer was never told the node has its change.
+    assert!(writer.closed() && reader.closed());
+    assert_eq!(writer.frames_received, acked);
+    assert!(!writer.engine.in_sync_with_peers(&id));
+
+    // Storage works again: the node notices (a probe) and serves.
+    storage.set_failing(false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !healthy(&metrics) {
+        assert!(tokio::time::Instant::now() < deadline, "the node recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    writer.reconnect(&host, ConnectionId(20));
+    reader.reconnect(&host, ConnectionId(21));
+    reader.engine.open(1_000, id);
+    writer.engine.change(1_000, id, |d| set_n(d, 2)).unwrap();
+    pump_until(
+        &host,
+        &mut [&mut writer, &mut reader],
+        "the resent changes are kept",
+        |p| p[0].engine.in_sync_with_peers(&id) && p[1].number(&id) == Some(2),
+    )
+    .await;
+    let stored = storage
+        .inner
+        .lock()
+        .unwrap()
+        .apply_and_load(&[], &[id])
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .unwrap();
+    let doc = Automerge::load(&stored.chunks.concat()).expect("what is stored loads");
+    let written = writer.engine.document(&id).unwrap().get_heads();
+    assert_eq!(
+        doc.get_heads(),
+        written,
+        "every change the writer made is stored"
+    );
+    host.shutdown().await;
 }

@@ -161,9 +161,19 @@ impl NodePolicy {
         if !errors.is_empty() {
             return Err(format!("invalid practice: {}", summarize(&errors)));
         }
-        let from = state_before(before).unwrap_or(ReviewState::Draft);
         let to = practice.state();
-        if !may_change_state(from, to, Some(role)) {
+        let allowed = match state_before(before) {
+            Some(from) => may_change_state(from, to, Some(role)),
+            // A new one (a draft, or a record imported by an admin as it stood): in a
+            // state this role could have brought it to.
+            None => match to {
+                ReviewState::Draft | ReviewState::Submitted => true,
+                ReviewState::Published => role.can_review(),
+                ReviewState::Archived => role >= ibis_shared::model::Role::Admin,
+            },
+        };
+        let from = state_before(before).unwrap_or(ReviewState::Draft);
+        if !allowed {
             return Err(format!(
                 "a {} may not move a practice from {from} to {to}",
                 role.key()

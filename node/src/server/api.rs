@@ -62,6 +62,8 @@ pub async fn node_info(
         "peer_id": info.peer_id,
         "storage_id": info.storage_id,
         "organization": { "id": info.organization_id, "name": info.organization_name },
+        // Who may change a published practice here: the app hides editing from the rest.
+        "published_edits": state.config.organization.published_edits,
         "directory": info.directory,
         "catalogue": info.catalogue,
         "workspace": workspace,
@@ -196,6 +198,8 @@ pub async fn logout(
     if let Some(secret) = credential(&headers, &query) {
         let registry = state.registry.clone();
         let _ = tokio::task::spawn_blocking(move || registry.end_session(&secret)).await;
+        // The sockets this session opened close now, not at the next poll.
+        state.revocations.check_now();
     }
     let mut response = Json(json!({ "ok": true })).into_response();
     if let Some(cookie) = session_cookie("", 0, secure(&state, &headers)) {

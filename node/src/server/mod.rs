@@ -53,6 +53,8 @@ pub struct AppState {
     pub proxies: Arc<client_address::TrustedProxies>,
     /// `/sync` connections open per client.
     pub connection_slots: Arc<connection_slots::ConnectionSlots>,
+    /// Live connections' credentials, closed when revoked.
+    pub revocations: Arc<crate::revocation::Revocations>,
 }
 
 impl AppState {
@@ -70,7 +72,9 @@ impl AppState {
         index: Arc<crate::index::PracticeIndex>,
     ) -> Result<Self, String> {
         let proxies = client_address::TrustedProxies::parse(&config.node.trusted_proxies)?;
+        let revocations = crate::revocation::Revocations::new(registry.clone());
         Ok(Self {
+            revocations,
             host,
             metrics,
             config,

@@ -15,13 +15,14 @@ use super::connection_slots::{Client, Slot};
 use super::origin::is_own;
 use super::{access, credential_source, AppState, CredentialSource};
 use crate::config::AuthMode;
-use crate::connection::pump;
+use crate::connection::{pump, PumpOptions};
 use crate::federation::{
     accept_message, dial_message, nonce, NodePublicKey, AUTH_PREFIX, HEADER_CHALLENGE, HEADER_NODE,
     HEADER_SIGNATURE,
 };
 use crate::policy::{Access, Principal};
 use crate::registry::Acl;
+use crate::revocation::Credential;
 
 /// How much a WebSocket reads from its socket at a time. tungstenite zero-fills this much
 /// before every read; at its 128 KiB default that memset was a quarter of the node's time
@@ -39,6 +40,18 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !state.metrics.healthy.load(Ordering::Relaxed) {
+        // Storage failed: nothing could be kept, so nothing is taken in until it works.
+        state
+            .metrics
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node cannot store changes right now; try again later",
+        )
+            .into_response();
+    }
     let open = state.metrics.connections.load(Ordering::Relaxed) as usize;
     if open >= state.config.node.max_connections {
         state
@@ -95,16 +108,32 @@ pub async fn upgrade(
         },
         None => None,
     };
+    let principal = Principal::Visitor(access);
+    let limits = principal.limits();
+    let max = limits.engine.max_frame_bytes;
+    let upgrade = upgrade.max_message_size(max).max_frame_size(max);
+    let mut options = PumpOptions::new(limits);
+    // A member's connection lives as long as its session or token (and its role) does.
+    let watched = match (&principal, super::credential(&headers, &query)) {
+        (Principal::Visitor(Access::Member { name, role }), Some(secret)) if source.is_some() => {
+            let (rx, watched) = state.revocations.watch(
+                options.conn,
+                Credential::Member {
+                    secret,
+                    name: name.clone(),
+                    role: *role,
+                },
+            );
+            options.revoked = Some(rx);
+            Some(watched)
+        }
+        _ => None,
+    };
     upgrade.on_upgrade(move |socket| async move {
         // Given back when the connection ends (or with this closure, if the upgrade fails).
         let _slot = slot;
-        pump(
-            socket,
-            state.host,
-            Direction::Incoming,
-            Principal::Visitor(access),
-        )
-        .await
+        let _watched = watched;
+        pump(socket, state.host, Direction::Incoming, principal, options).await
     })
 }
 
@@ -184,17 +213,18 @@ async fn partner(
     };
     let registry = state.registry.clone();
     let known = tokio::task::spawn_blocking(move || registry.peer_by_key(&dialer)).await;
-    let (name, organization, acl) = match known {
+    let (name, organization, acl, registered) = match known {
         Ok(Ok(Some(peer))) => (
             peer.name,
             (!peer.organization.is_empty()).then_some(peer.organization),
             peer.acl,
+            true,
         ),
         Ok(Ok(None)) if state.config.auth.mode == AuthMode::Open => {
             // The parsed key, not the query text (which may have had whitespace trimmed),
             // cut by characters. Unknown, so bound to no organization: a relay.
             let short: String = dialer.to_string().chars().take(8).collect();
-            (format!("node {short}"), None, Acl::FULL)
+            (format!("node {short}"), None, Acl::FULL, false)
         }
         Ok(Ok(None)) => {
             return refuse(
@@ -230,6 +260,7 @@ async fn partner(
     let expected = dial_message(&challenge, &dialer, &ours);
     let host = state.host.clone();
     let metrics = state.metrics.clone();
+    let revocations = state.revocations.clone();
     let mut response = upgrade.on_upgrade(move |mut socket: WebSocket| async move {
         // Given back when the connection ends, the challenge failed included (or with
         // this closure, if the upgrade fails).
@@ -253,17 +284,26 @@ async fn partner(
             return;
         }
         tracing::info!(partner = %name, acl = acl.describe(), "partner authenticated");
-        pump(
-            socket,
-            host,
-            Direction::Incoming,
-            Principal::Partner {
-                name,
-                organization,
-                acl,
-            },
-        )
-        .await;
+        let principal = Principal::Partner {
+            name,
+            organization: organization.clone(),
+            acl,
+        };
+        let mut options = PumpOptions::new(principal.limits());
+        // A registered partner's connection lives as long as its registration does.
+        let _watched = registered.then(|| {
+            let (rx, watched) = revocations.watch(
+                options.conn,
+                Credential::Partner {
+                    key: dialer,
+                    organization: organization.unwrap_or_default(),
+                    acl,
+                },
+            );
+            options.revoked = Some(rx);
+            watched
+        });
+        pump(socket, host, Direction::Incoming, principal, options).await;
     });
     for (header, value) in [
         (HEADER_NODE, ours.to_string()),

@@ -104,6 +104,11 @@ pub enum Input<Principal> {
     Tick,
     /// [`Engine::next_deadline`] has come.
     Wake,
+    /// Storage failed to make writes durable: what the engine holds in memory may be
+    /// ahead of what is stored. Every connection is closed and every document leaves
+    /// memory, to be loaded again from what storage really holds; peers resend what they
+    /// have when they reconnect.
+    StorageFailed,
 }
 
 /// Errors of the host-facing document API.
@@ -244,7 +249,7 @@ where
     /// Feeds one input. Outputs queue up until [`Engine::poll_output`].
     pub fn handle(&mut self, now: Millis, input: Input<P::Principal>) {
         self.now = self.now.max(now);
-        if !matches!(input, Input::Frame { .. }) {
+        if !matches!(input, Input::Frame { .. } | Input::StorageFailed) {
             self.apply_incoming();
         }
         self.stop_waiting_for_late_answers();
@@ -264,6 +269,7 @@ where
             Input::Loaded { document, result } => self.on_loaded(document, result),
             Input::Tick => self.on_tick(),
             Input::Wake => {}
+            Input::StorageFailed => self.on_storage_failed(),
         }
     }
 
@@ -395,6 +401,37 @@ where
         });
         self.outputs.push_back(Output::Close { conn, reason });
         self.remove_connection(conn);
+    }
+
+    /// Storage failed (see [`Input::StorageFailed`]): every connection closes and every
+    /// document leaves memory; nothing queued to be sent or applied survives. Documents
+    /// load again from storage when asked for, so nothing is built on a change that was
+    /// not kept.
+    fn on_storage_failed(&mut self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.incoming = None;
+        }
+        let conns: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for conn in conns {
+            if self
+                .connections
+                .get(&conn)
+                .and_then(|c| c.ready())
+                .is_some()
+            {
+                self.notify(Notification::PeerDisconnected { conn });
+            }
+            self.outputs.push_back(Output::Close {
+                conn,
+                reason: "storage failure: the node cannot keep changes right now".into(),
+            });
+        }
+        self.connections.clear();
+        self.interest.clear();
+        self.pending_sync.clear();
+        self.waiting_for_answers.clear();
+        self.documents.clear();
     }
 
     /// Closes a connection without blaming the peer.

@@ -240,15 +240,13 @@ where
         let Some(c) = self.connections.get(&conn) else {
             return;
         };
-        // A peer that dialed us speaks for itself only (we relay under our own id when we
-        // dial, and so does every automerge-repo peer); a server we dialed relays others'.
+        // A peer that dialed us speaks for itself only: what it says in someone else's name
+        // is dropped (samod clients hand back what they were sent, under its original
+        // sender; nobody hears it twice, and nobody can put words in another's mouth). A
+        // server we dialed relays others'.
         if c.direction == super::Direction::Incoming
             && c.ready().is_some_and(|p| p.peer_id != sender_id)
         {
-            self.fail(
-                conn,
-                format!("ephemeral senderId {sender_id} is not this connection's peer"),
-            );
             return;
         }
         // Only about a document this peer shares with us (one it may read): nobody else
