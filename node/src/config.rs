@@ -1,5 +1,6 @@
-//! `ibis.toml`: who this node is and how it runs. Written by `ibis-node init`; every setting
-//! can be overridden by a command-line flag or an environment variable at `serve`.
+//! `ibis.toml`: who this node is and how it runs. Written by `ibis-node init`; the address,
+//! partners, app directory, open mode and durability can also be given to `serve` as flags
+//! or `IBIS_*` environment variables.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
