@@ -73,7 +73,9 @@ impl Server {
             Kind::Ibis => {
                 let dir = data.path().join("node");
                 let init = std::process::Command::new(&paths.ibis_node)
-                    .args(["init", "--org-name", "Bench", "--data-dir"])
+                    // The organization the workloads' practices name as their home (see
+                    // `workloads::practice_doc`): its members write them.
+                    .args(["init", "--org-name", "Bench", "--org-id", "bench", "--data-dir"])
                     .arg(&dir)
                     .stdout(Stdio::null())
                     .status()?;
