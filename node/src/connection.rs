@@ -223,8 +223,10 @@ pub async fn pump<S, M, E, P>(
                     }
                 }
                 Some(Err(e)) => {
+                    // Say why, where the socket still listens (a frame over this
+                    // connection's size limit ends here, and its sender should know).
                     tracing::debug!(?conn, error = %e, "connection failed");
-                    break None;
+                    break Some(format!("connection error: {e}"));
                 }
                 None => break None,
             },

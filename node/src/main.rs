@@ -49,8 +49,9 @@ enum Command {
         /// Join through a partner node's invitation: its address (http(s)://host:port).
         #[arg(long, requires = "invite")]
         join_url: Option<String>,
-        /// The invitation printed by `ibis-node invite` on the partner node.
-        #[arg(long)]
+        /// The invitation printed by `ibis-node invite` on the partner node (base64url:
+        /// may start with a dash).
+        #[arg(long, allow_hyphen_values = true)]
         invite: Option<String>,
         /// Print the node's identity as one JSON line.
         #[arg(long)]
@@ -185,7 +186,8 @@ enum PeerCommand {
         name: String,
         #[arg(long, default_value = "")]
         url: String,
-        #[arg(long, default_value = "")]
+        /// (Base64url: may start with a dash.)
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         key: String,
         /// The organization (its directory id) the partner is: it may then change that
         /// organization's directory entry. Without it, the peer is a relay.

@@ -42,6 +42,7 @@ mod pacing;
 pub mod policy;
 mod receive;
 mod relay;
+mod seen_sessions;
 mod snapshot;
 mod upkeep;
 
@@ -172,8 +173,8 @@ pub struct Engine<P: Policy> {
     /// Connections that share each document (synced it, asked for it), kept while the
     /// document itself is evicted so changes still reach them.
     interest: BTreeMap<DocumentId, BTreeSet<ConnectionId>>,
-    /// Highest ephemeral `count` seen per (sender, session), and when.
-    ephemeral_seen: BTreeMap<(PeerId, String), (u64, Millis)>,
+    /// Presence sessions heard from (bounded), to drop repeats.
+    ephemeral_seen: seen_sessions::SeenSessions,
     ephemeral_count: u64,
     outputs: VecDeque<Output>,
     /// (peer, document) pairs owed a sync message: generated when the host next takes
@@ -211,7 +212,7 @@ where
             stored: stored.into_iter().collect(),
             erased: BTreeSet::new(),
             interest: BTreeMap::new(),
-            ephemeral_seen: BTreeMap::new(),
+            ephemeral_seen: seen_sessions::SeenSessions::default(),
             ephemeral_count: 0,
             outputs: VecDeque::new(),
             pending_sync: BTreeSet::new(),

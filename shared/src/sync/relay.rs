@@ -22,9 +22,6 @@ use super::{ConnectionId, Engine};
 
 /// Ephemeral de-duplication entries older than this are forgotten.
 const EPHEMERAL_MEMORY_MS: u64 = 10 * 60 * 1000;
-/// At most this many (sender, session) pairs are remembered; past it the oldest go (a
-/// forgotten pair costs at most one duplicate message, never memory).
-pub(super) const MAX_EPHEMERAL_SESSIONS: usize = 4_096;
 
 impl<P: Policy> Engine<P>
 where
@@ -174,8 +171,17 @@ where
                 },
             );
         }
+        let someone_has_it = self
+            .connections
+            .values()
+            .any(|c| c.docs.get(&id).is_some_and(|p| p.has == PeerHas::Has));
         if pinned {
             self.notify(Notification::DocumentUnavailable { document: id });
+        } else if !someone_has_it {
+            // Nothing to keep in memory for it: made-up ids must not push real documents
+            // out of the budget of loaded documents. Whoever asked still gets it if it
+            // appears (their interest is kept, within their limit).
+            self.documents.remove(&id);
         }
     }
 
@@ -254,15 +260,12 @@ where
         if !c.docs.contains_key(&document_id) {
             return;
         }
-        let key = (sender_id.clone(), session_id.clone());
-        if let Some((seen, _)) = self.ephemeral_seen.get(&key) {
-            if count <= *seen {
-                return;
-            }
-        } else if self.ephemeral_seen.len() >= MAX_EPHEMERAL_SESSIONS {
-            self.forget_oldest_ephemeral_session();
+        if !self
+            .ephemeral_seen
+            .take(&sender_id, &session_id, count, self.now)
+        {
+            return;
         }
-        self.ephemeral_seen.insert(key, (count, self.now));
         self.notify(Notification::Ephemeral {
             document: document_id,
             sender: sender_id.clone(),
@@ -329,20 +332,8 @@ where
         self.send(conn, &message);
     }
 
-    fn forget_oldest_ephemeral_session(&mut self) {
-        let oldest = self
-            .ephemeral_seen
-            .iter()
-            .min_by_key(|(_, (_, seen_at))| *seen_at)
-            .map(|(key, _)| key.clone());
-        if let Some(key) = oldest {
-            self.ephemeral_seen.remove(&key);
-        }
-    }
-
     pub(super) fn forget_old_ephemeral_sessions(&mut self) {
         let cutoff = self.now.saturating_sub(EPHEMERAL_MEMORY_MS);
-        self.ephemeral_seen
-            .retain(|_, (_, seen_at)| *seen_at >= cutoff);
+        self.ephemeral_seen.forget_before(cutoff);
     }
 }

@@ -206,6 +206,12 @@ fn made_up_ids_cost_a_bounded_amount_and_are_not_forwarded_for_visitors() {
         sim.queued(partner_link, 0)
     );
     assert!(sim.links[link].open);
+    // Nothing of them stays in memory to push real documents out.
+    assert!(
+        sim.replicas[node].engine.gauges().documents_in_memory <= 1,
+        "{:?}",
+        sim.replicas[node].engine.gauges()
+    );
     // Still served what exists.
     sim.run();
     sim.open(browser, id(1));
