@@ -152,8 +152,10 @@ pub fn run() -> anyhow::Result<()> {
                 continue;
             }
             let url = format!("ws://127.0.0.1:{}/sync", ports[j]);
+            // Each partner is bound to its organization: it may change that organization's
+            // directory entry, never this one's documents.
             let mut args = vec!["peer", "add", "--data-dir", &dir, partner.short];
-            args.extend(["--key", &keys[j]]);
+            args.extend(["--key", &keys[j], "--org", partner.short]);
             if j > i {
                 args.extend(["--url", &url]);
             }
