@@ -196,6 +196,9 @@ pub async fn pump<S, M, E, P>(
     let mut last_frame = Instant::now();
     // A frame read while the budget was spent, waiting for its share.
     let mut waiting: Option<Vec<u8>> = None;
+    // Reading pauses until then when the peer sends faster than its byte rate.
+    let mut rate = ByteRate::new(limits.max_inbound_bytes_per_second);
+    let mut resume_at: Option<Instant> = None;
     let end: Option<String> = loop {
         let wanted = waiting.as_ref().map(|f| permits(f.len(), &limits));
         tokio::select! {
@@ -203,12 +206,16 @@ pub async fn pump<S, M, E, P>(
                 let (Ok(permit), Some(frame)) = (permit, waiting.take()) else { break None };
                 host.send(HostInput::Frame { conn, frame, permit: Some(permit) });
             }
-            message = stream.next(), if waiting.is_none() => match message {
+            _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
+                resume_at = None;
+            }
+            message = stream.next(), if waiting.is_none() && resume_at.is_none() => match message {
                 Some(Ok(m)) => {
                     heard = Instant::now();
                     match m.classify() {
                         Incoming::Binary(frame) => {
                             last_frame = heard;
+                            resume_at = rate.take(frame.len(), heard);
                             match budget.clone().try_acquire_many_owned(permits(frame.len(), &limits)) {
                                 Ok(permit) => host.send(HostInput::Frame { conn, frame, permit: Some(permit) }),
                                 Err(_) => waiting = Some(frame),
@@ -260,6 +267,35 @@ pub async fn pump<S, M, E, P>(
     }
     let _ = sink.close().await;
     host.send(HostInput::Closed { conn });
+}
+
+/// A token bucket of bytes: `rate` a second, four seconds' worth saved up at most.
+struct ByteRate {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl ByteRate {
+    fn new(rate: usize) -> Self {
+        let rate = rate.max(1) as f64;
+        Self {
+            rate,
+            burst: rate * 4.0,
+            tokens: rate * 4.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes `len` bytes; when the bucket went below empty, when reading may resume.
+    fn take(&mut self, len: usize, now: Instant) -> Option<Instant> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst) - len as f64;
+        (self.tokens < 0.0)
+            .then(|| now + std::time::Duration::from_secs_f64(-self.tokens / self.rate))
+    }
 }
 
 /// Permits a frame of `len` bytes takes of the connection's budget: at least one, and at

@@ -19,6 +19,10 @@ pub struct ConnectionLimits {
     /// Bytes of frames read from the socket and not yet taken in by the engine: past it,
     /// the connection stops reading (TCP pushes back on the sender).
     pub max_queued_inbound_bytes: usize,
+    /// Bytes per second read from the socket, sustained (four seconds' worth may come at
+    /// once): past it, reading pauses (TCP pushes back). Frames the node refuses still
+    /// cost it a look at their envelope; this bounds how many.
+    pub max_inbound_bytes_per_second: usize,
     /// A connection that sends nothing for this long is closed (`None`: never; partners
     /// replicate quietly for hours, and WebSocket pings tell a dead one).
     pub idle_timeout: Option<Duration>,
@@ -41,6 +45,7 @@ pub const ANONYMOUS: ConnectionLimits = ConnectionLimits {
         keep_sync_states: false,
     },
     max_queued_inbound_bytes: MIB,
+    max_inbound_bytes_per_second: MIB,
     idle_timeout: Some(Duration::from_secs(10 * 60)),
 };
 
@@ -55,6 +60,7 @@ pub const MEMBER: ConnectionLimits = ConnectionLimits {
         keep_sync_states: true,
     },
     max_queued_inbound_bytes: 32 * MIB,
+    max_inbound_bytes_per_second: 32 * MIB,
     idle_timeout: Some(Duration::from_secs(60 * 60)),
 };
 
@@ -69,6 +75,7 @@ pub const PARTNER: ConnectionLimits = ConnectionLimits {
         keep_sync_states: true,
     },
     max_queued_inbound_bytes: 32 * MIB,
+    max_inbound_bytes_per_second: 32 * MIB,
     idle_timeout: None,
 };
 

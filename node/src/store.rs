@@ -190,6 +190,21 @@ impl Store {
         Ok(ids)
     }
 
+    /// Writes `bytes` durably and frees them again (for the real writes that follow): fails
+    /// as they would while the disk, or the database's cap, is full.
+    pub fn probe_room(&mut self, bytes: usize) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('storage_probe', zeroblob(?1))
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [bytes as i64],
+        )?;
+        tx.commit()?;
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'storage_probe'", [])?;
+        Ok(())
+    }
+
     /// Caps the database at `mb` MiB: past it, writes fail as they would on a full disk.
     pub fn limit_size(&self, mb: u64) -> Result<(), StoreError> {
         let page: i64 = self

@@ -306,3 +306,19 @@ async fn a_busy_engine_stops_the_reading_at_the_connections_budget() {
     }
     f.host.shutdown().await;
 }
+
+#[test]
+fn a_peer_faster_than_its_byte_rate_is_paused_until_it_is_within_it() {
+    let start = Instant::now();
+    let mut rate = ByteRate::new(1000);
+    // Four seconds' worth may come at once.
+    assert_eq!(rate.take(4000, start), None);
+    // Then the next 500 bytes wait half a second.
+    let resume = rate.take(500, start).expect("paused");
+    assert_eq!(resume - start, std::time::Duration::from_millis(500));
+    // A second later, a second's worth has come back.
+    assert_eq!(
+        rate.take(400, start + std::time::Duration::from_millis(1500)),
+        None
+    );
+}

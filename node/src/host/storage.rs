@@ -15,6 +15,10 @@ use super::{Host, HostInput};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
+/// Why every connection is closed when a commit fails.
+pub(crate) const STORAGE_FAILURE: &str =
+    "storage failure: the node cannot keep changes right now; try again later";
+
 /// How often storage is tried again while it fails.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -55,12 +59,15 @@ impl Storage for Store {
         run().map_err(|e| e.to_string())
     }
 
+    /// Room for a megabyte is made and given back: a write that fits in a page already
+    /// there would succeed on a database that is still full.
     fn probe(&mut self) -> Result<(), String> {
-        self.apply(&[]).map_err(|e| e.to_string())?;
-        self.set_meta("storage_probe", &crate::init::now_ms().to_string())
-            .map_err(|e| e.to_string())
+        self.probe_room(PROBE_BYTES).map_err(|e| e.to_string())
     }
 }
+
+/// What the probe writes (and then frees for real writes) before storage counts as working.
+const PROBE_BYTES: usize = 1024 * 1024;
 
 /// Storage that forgets everything when the process ends.
 #[derive(Debug, Default)]
@@ -242,7 +249,7 @@ where
             tracing::error!(error = %e, "storage commit failed; closing all connections until storage works");
             metrics.storage_failures.fetch_add(1, Ordering::Relaxed);
             metrics.healthy.store(false, Ordering::Relaxed);
-            outlets.close_all("storage failure");
+            outlets.close_all(STORAGE_FAILURE);
             host.send(HostInput::StorageFailed);
             for document in loads {
                 host.send(HostInput::Loaded {

@@ -40,7 +40,7 @@ fn put_at(doc: &mut Automerge, path: &[&str], value: &str) {
 }
 
 /// A partner's node key, made in a directory of its own.
-fn partner_key(root: &std::path::Path, name: &str) -> NodeKey {
+pub fn partner_key(root: &std::path::Path, name: &str) -> NodeKey {
     let dir = root.join(format!("{name}-key"));
     std::fs::create_dir_all(&dir).expect("key dir");
     NodeKey::load_or_create(&dir).expect("a node key")

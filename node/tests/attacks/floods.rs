@@ -1,17 +1,19 @@
-//! Items 4d, 4e, 4f: presence from made-up sessions, sync states for made-up storage ids,
-//! and sockets past the per-address cap.
+//! Items 4b, 4d, 4e, 4f: frames sent faster than the engine takes them in, presence from
+//! made-up sessions, sync states for made-up storage ids, and sockets past the per-address
+//! cap.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
+use automerge::{Automerge, ScalarValue};
 use futures_util::{SinkExt, StreamExt};
 use ibis_shared::protocol::Message;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::harness::{report, sync_state_peers, within, DataDir, Node, WAIT};
 use crate::peers::{client, token_query, Witness};
-use crate::wire::{decode, made_up, pace, upgrade, Raw, RawPeer, ELSEWHERE, HERE};
+use crate::wire::{decode, made_up, pace, upgrade, Event, Raw, RawPeer, ELSEWHERE, HERE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_flood() {
@@ -368,6 +370,151 @@ async fn connections_per_address() {
                  127.0.0.1 and a visitor from 127.0.0.2 connected and synced; witness {checks} \
                  checks ok, slowest {slowest:?}",
                 refused.status, refused.body
+            ),
+        );
+    })
+    .await;
+}
+
+/// Item 4b: a member's frames must not queue in the node without bound while the engine
+/// is busy with them. What is read and not yet taken in is bounded per connection
+/// (`max_queued_inbound_bytes`, 32 MiB for members): past it the connection stops reading
+/// and TCP pushes back on the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_faster_than_the_engine_takes_them() {
+    within(Duration::from_secs(150), async {
+        // 480 MiB in all: the member's byte rate (32 MiB/s) makes this last about 15 s.
+        const FRAMES: usize = 60;
+        const CHANGE_BYTES: usize = 8 * 1024 * 1024;
+        /// Measured (debug build, 200 frames): about 130 MB with the budget; 1.5 GB with it
+        /// unbounded (`max_queued_inbound_bytes` set to 1 TiB for members), the frames read
+        /// as fast as they came and queued for the engine: 60 of them would be ~500 MB.
+        const PEAK_MB: f64 = 300.0;
+        let root = tempfile::tempdir().expect("tempdir");
+        let iom = DataDir::init(root.path(), "iom", "IOM", "iom", None);
+        iom.add_user("amy", "editor");
+        iom.add_user("mallory", "editor");
+        let query = token_query(&iom.token("amy"));
+        let mallory = token_query(&iom.token("mallory"));
+        let node = Node::start(&iom, false).await;
+        let witness = Witness::start(&node, &query, &query).await;
+
+        // Mallory's own document (of no ibis type, which members may change).
+        let target = {
+            let author = client(&node, &mallory).await;
+            let mut doc = Automerge::new();
+            let mut tx = doc.transaction();
+            tx.put(automerge::ROOT, "note", "mallory's").expect("put");
+            tx.commit();
+            let id = author.create(doc).await.expect("create");
+            author.wait_synced(id, WAIT).await.expect("stored");
+            author.close().await;
+            id
+        };
+        let member_path = format!("/sync?{mallory}");
+        let mut flooder = Raw::join(HERE, node.addr, &member_path, &made_up("mallory"), None).await;
+        let mut replica = flooder.replica(target).await;
+        let before = replica.doc.get_heads();
+        // One real change, 8 MiB of random bytes (incompressible), in the sync message
+        // automerge makes for it: the node's heads are known, so it carries the change at
+        // once. Within a member's 16 MiB frame limit, over the 4 MiB document limit.
+        let mut blob = vec![0u8; CHANGE_BYTES];
+        getrandom::fill(&mut blob).expect("random bytes");
+        let mut tx = replica.doc.transaction();
+        tx.put(automerge::ROOT, "blob", ScalarValue::Bytes(blob))
+            .expect("put");
+        tx.commit();
+        let message = replica.generate().expect("a message with the change");
+        let frame = flooder.sync(target, message);
+        let frame_bytes = frame.len();
+        assert!(frame_bytes > CHANGE_BYTES, "the message carries the change");
+
+        let meter = node.measure();
+        let checking = witness.keep_checking();
+        let started = tokio::time::Instant::now();
+        // As fast as the socket takes them, reading nothing.
+        let mut sent = 0;
+        for _ in 0..FRAMES {
+            let sending = flooder.ws.send(WsMessage::Binary(frame.clone().into()));
+            match tokio::time::timeout(WAIT, sending).await {
+                Ok(Ok(())) => sent += 1,
+                Ok(Err(_)) => break,
+                Err(_) => panic!("the node took no frame for {WAIT:?} after {sent}"),
+            }
+        }
+        let flooded = started.elapsed();
+        let spent = meter.finish();
+        // What the node said meanwhile: the change refused (the rest of the document's
+        // messages from this connection are then ignored), or the connection closed.
+        let mut errors = Vec::new();
+        let closed = loop {
+            match flooder.next(WAIT).await {
+                Event::Message(Message::Error { message, .. }) => {
+                    errors.push(message);
+                    if sent == FRAMES {
+                        break None;
+                    }
+                }
+                Event::Message(_) => {}
+                Event::Closed(reason) => break Some(reason.unwrap_or_default()),
+                Event::Dropped(why) => break Some(format!("dropped: {why}")),
+                Event::TimedOut => {
+                    panic!("after {sent} frames: no refusal nor close within {WAIT:?} ({errors:?})")
+                }
+            }
+        };
+        // Refused before it is applied: the change alone is larger than a document may be.
+        let refusal = format!("change to {target} rejected: the change is ");
+        assert!(
+            errors.first().is_some_and(|e| e.starts_with(&refusal)
+                && e.ends_with("KiB, more than a whole document may be (4096 KiB)")),
+            "the flooder was told: {errors:?}, closed: {closed:?}"
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        if let Some(reason) = &closed {
+            assert!(
+                !reason.is_empty(),
+                "the flooder was closed without a reason"
+            );
+        } else {
+            // Still connected, and still served.
+            let doc = witness.doc;
+            flooder.send(flooder.request(doc)).await;
+            flooder
+                .expect(
+                    "the witness's document",
+                    |m| matches!(m, Message::Sync { document_id, .. } if *document_id == doc),
+                )
+                .await;
+        }
+        let (checks, slowest) = checking.stop().await;
+        witness.check().await.expect("syncing after the attack");
+        let reader = client(&node, &mallory).await;
+        let stored = reader.open(target, WAIT).await.expect("mallory's document");
+        reader.close().await;
+        assert_eq!(
+            stored.get_heads(),
+            before,
+            "mallory's document is unchanged"
+        );
+        spent.assert_peak_below(PEAK_MB, "60 frames of 8 MiB");
+        witness.finish().await;
+        let mib = (sent * frame_bytes) as f64 / (1024.0 * 1024.0);
+        report(
+            "frames_faster_than_the_engine_takes_them",
+            &spent,
+            &format!(
+                "a member sent {sent} frames of {frame_bytes} bytes ({mib:.0} MiB) as fast as \
+                 the node read them, reading nothing: {:.1} s, {:.0} MiB/s; told `{}` once, \
+                 then {}; the document unchanged; witness {checks} checks ok, slowest \
+                 {slowest:?}",
+                flooded.as_secs_f64(),
+                mib / flooded.as_secs_f64(),
+                errors[0],
+                match &closed {
+                    Some(reason) => format!("closed: `{reason}`"),
+                    None => "kept and served".to_owned(),
+                }
             ),
         );
     })

@@ -117,8 +117,29 @@ impl DataDir {
         Self { path, info }
     }
 
-    fn dir(&self) -> &str {
+    pub fn dir(&self) -> &str {
         self.path.to_str().expect("a UTF-8 path")
+    }
+
+    /// Sets `[node] max_database_mb` in the data dir's `ibis.toml` (read when the node
+    /// starts).
+    pub fn set_max_database_mb(&self, mb: u64) {
+        let path = self.path.join("ibis.toml");
+        let text = std::fs::read_to_string(&path).expect("read ibis.toml");
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("max_database_mb"))
+            .collect();
+        let mut out = String::new();
+        for line in kept {
+            out.push_str(line);
+            out.push('\n');
+            if line == "[node]" {
+                out.push_str(&format!("max_database_mb = {mb}\n"));
+            }
+        }
+        assert!(out.contains("max_database_mb"), "no [node] in ibis.toml");
+        std::fs::write(&path, out).expect("write ibis.toml");
     }
 
     /// `ibis-node user add NAME --role ROLE`, with [`PASSWORD`].
@@ -284,13 +305,115 @@ impl Meter {
 /// through `println!`, which the test harness captures), so it shows whether the case
 /// passes or fails.
 pub fn report(case: &str, spent: &Spent, what: &str) {
-    let line = format!(
+    print_attack(format!(
         "ATTACK {case}: peak RSS {:.1} MB, CPU {:.2} s, {what} (RSS {:.1} MB before)\n",
         spent.peak_mb, spent.cpu_s, spent.baseline_mb
-    );
+    ));
+}
+
+/// The `ATTACK` line of a case whose target is a command run to its end (its whole life
+/// is the window).
+pub fn report_command(case: &str, peak_mb: f64, cpu_s: f64, what: &str) {
+    print_attack(format!(
+        "ATTACK {case}: peak RSS {peak_mb:.1} MB, CPU {cpu_s:.2} s, {what}\n"
+    ));
+}
+
+fn print_attack(line: String) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(line.as_bytes());
     let _ = out.flush();
+}
+
+/// A command run to its end, with what it spent.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Its peak resident memory.
+    pub peak_mb: f64,
+    pub cpu_s: f64,
+    /// How the peak was read: `/usr/bin/time` (exact), or `/proc` polled while it ran (a
+    /// lower bound: a peak just before it exited may be missed).
+    pub measured_by: &'static str,
+}
+
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Runs `ibis-node` with `args` to completion (within [`WAIT`]), measuring its peak
+/// resident memory: under GNU time if it is installed (its own small process forks
+/// ours, so the peak is ours alone), otherwise by polling `/proc/<pid>/status`.
+pub fn run_measured(args: &[&str], scratch: &Path) -> Finished {
+    let stats = scratch.join(format!("time-{}.txt", uuid::Uuid::new_v4().simple()));
+    let timed = Path::new(GNU_TIME).exists();
+    let mut command = if timed {
+        let mut c = Command::new(GNU_TIME);
+        c.arg("-v").arg("-o").arg(&stats).arg(BIN);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let (out, err) = (
+        scratch.join(format!("{}.out", uuid::Uuid::new_v4().simple())),
+        scratch.join(format!("{}.err", uuid::Uuid::new_v4().simple())),
+    );
+    let mut child = command
+        .args(args)
+        .env("IBIS_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run ibis-node {args:?}: {e}"));
+    let started = std::time::Instant::now();
+    let mut polled = Usage::default();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for ibis-node") {
+            break status;
+        }
+        if !timed {
+            let now = Usage::of(child.id());
+            polled.hwm_kb = polled.hwm_kb.max(now.hwm_kb).max(now.rss_kb);
+            polled.cpu_ticks = polled.cpu_ticks.max(now.cpu_ticks);
+        }
+        if started.elapsed() > WAIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ibis-node {args:?} did not finish within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (peak_mb, cpu_s) = if timed {
+        let stats = read(&stats);
+        let field = |key: &str| {
+            stats
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no `{key}` in GNU time's output:\n{stats}"))
+        };
+        (
+            field("Maximum resident set size (kbytes):") / 1024.0,
+            field("User time (seconds):") + field("System time (seconds):"),
+        )
+    } else {
+        (
+            polled.hwm_kb as f64 / 1024.0,
+            polled.cpu_ticks as f64 / clock_ticks_per_second(),
+        )
+    };
+    Finished {
+        success: status.success(),
+        code: status.code(),
+        stdout: read(&out),
+        stderr: read(&err),
+        peak_mb,
+        cpu_s,
+        measured_by: if timed { GNU_TIME } else { "/proc, polled" },
+    }
 }
 
 /// An `ibis-node serve` process.
@@ -490,4 +613,22 @@ pub fn stored_document(data: &DataDir, id: DocumentId) -> Option<automerge::Auto
         bytes.extend(row.expect("a row"));
     }
     (!bytes.is_empty()).then(|| automerge::Automerge::load(&bytes).expect("stored chunks load"))
+}
+
+/// Every document a stopped node's database holds, loaded as the node loads it: its id and
+/// sorted heads. Panics if one does not load.
+pub fn stored_heads(data: &DataDir) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
+    let store = ibis_node::store::Store::open(&data.path, ibis_node::Durability::Full)
+        .expect("open the store");
+    let mut all = Vec::new();
+    for id in store.document_ids().expect("document ids") {
+        let doc = ibis_node::init::load_document(&store, &id)
+            .unwrap_or_else(|e| panic!("stored document {id} does not load: {e:#}"))
+            .unwrap_or_else(|| panic!("document {id} is listed but holds nothing"));
+        let mut heads = doc.get_heads();
+        heads.sort();
+        all.push((id, heads));
+    }
+    all.sort_by_key(|(id, _)| id.to_string());
+    all
 }

@@ -23,12 +23,14 @@ mod bombs;
 mod edge;
 mod federation;
 mod floods;
+mod operations;
 
-// Cases for the other items, in this suite, by the engineers who fixed them:
+// Cases for the other items, in this suite:
 // - item 4b, the inbound queue (a connection that sends faster than the engine takes in):
-//   added by …
+//   `floods::frames_faster_than_the_engine_takes_them`;
 // - item 5, revocation (a removed member's, session's or partner's open sockets closed):
-//   added by …
+//   `operations::revocation_reaches_live_sockets`;
 // - item 6, storage failure (a failed commit stops service, loses nothing acknowledged):
-//   added by …
-// - item 7, archive import (a hostile archive refused like any change): added by …
+//   `operations::a_full_disk_stops_service_and_loses_nothing_acknowledged`;
+// - item 7, archive import (a hostile archive refused like any change):
+//   `operations::an_archive_import_checks_every_document`.

@@ -277,6 +277,11 @@ impl Raw {
     /// sides hold the same changes; then makes sure the node has taken in the last answer
     /// (a request for a made-up id, answered `doc-unavailable`, comes back after it).
     pub async fn sync_document(&mut self, document: DocumentId) -> automerge::Automerge {
+        self.replica(document).await.doc
+    }
+
+    /// The same, keeping the sync state: a replica that can go on syncing the document.
+    pub async fn replica(&mut self, document: DocumentId) -> DocSync {
         let mut sync = DocSync::default();
         let first = sync.generate().expect("a first message");
         let request = protocol::encode(&Message::Request {
@@ -308,7 +313,7 @@ impl Raw {
             |m| matches!(m, Message::DocUnavailable { document_id, .. } if *document_id == probe),
         )
         .await;
-        sync.doc
+        sync
     }
 
     pub fn request(&self, document: DocumentId) -> Vec<u8> {

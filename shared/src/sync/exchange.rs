@@ -44,15 +44,37 @@ where
             self.send_unavailable(conn, id);
             return;
         }
-        #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
         let Some(c) = self.connections.get(&conn) else {
             return;
         };
-        // Someone who may not write anything is refused before we load the document.
+        // A document whose change from this peer was refused: nothing more of it is read
+        // until the peer reconnects (see `PeerDoc::refused`), at no cost beyond the
+        // envelope.
+        if c.docs.get(&id).is_some_and(|p| p.refused) {
+            return;
+        }
+        // Someone who may not write anything is refused before we load the document, and
+        // changes that alone are larger than a document may be, before they are applied.
         #[cfg(not(target_arch = "wasm32"))]
         if envelope.change_chunks > 0 {
             if let Err(reason) = self.policy.may_write(&c.principal) {
                 self.reject_change(conn, id, reason);
+                return;
+            }
+            if let Some(limit) = self
+                .config
+                .max_document_bytes
+                .filter(|limit| envelope.change_bytes > *limit)
+            {
+                self.reject_change(
+                    conn,
+                    id,
+                    format!(
+                        "the change is {} KiB, more than a whole document may be ({} KiB)",
+                        envelope.change_bytes.div_ceil(1024),
+                        limit / 1024
+                    ),
+                );
                 return;
             }
         }

@@ -425,7 +425,8 @@ where
             }
             self.outputs.push_back(Output::Close {
                 conn,
-                reason: "storage failure: the node cannot keep changes right now".into(),
+                reason: "storage failure: the node cannot keep changes right now; try again later"
+                    .into(),
             });
         }
         self.connections.clear();

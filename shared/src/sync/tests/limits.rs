@@ -341,6 +341,41 @@ fn sync_states_are_kept_only_for_peers_whose_storage_id_is_trusted() {
     assert!(sim.replicas[node].storage.sync_states.is_empty());
 }
 
+/// `n` bytes that do not compress.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+fn put_blob(sim: &mut Sim, r: usize, key: &'static str, blob: Vec<u8>) -> Result<(), EngineError> {
+    let now = sim.now;
+    let result = sim.replicas[r].engine.change(now, id(1), move |doc| {
+        let mut tx = doc.transaction();
+        tx.put(ROOT, key, blob).unwrap();
+        tx.commit();
+    });
+    sim.collect(r);
+    result
+}
+
+fn rejected(sim: &Sim, node: usize) -> Vec<String> {
+    sim.replicas[node]
+        .notes
+        .iter()
+        .filter_map(|n| match n {
+            Notification::ChangeRejected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_document_may_not_outgrow_its_limit() {
     let mut cfg = config("node");
@@ -352,51 +387,52 @@ fn a_document_may_not_outgrow_its_limit() {
     sim.run();
     sim.write(browser, id(1), "text", "small");
     sim.run();
-    // Random bytes do not compress: 100 KiB of them is over the node's limit.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..100 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
-    let now = sim.now;
-    sim.replicas[browser]
-        .engine
-        .change(now, id(1), |doc| {
-            let mut tx = doc.transaction();
-            tx.put(ROOT, "blob", big.clone()).unwrap();
-            tx.commit();
-        })
-        .unwrap();
-    sim.collect(browser);
+    // A change larger than any document may be: refused before it is applied.
+    put_blob(&mut sim, browser, "huge", noise(100 * 1024, 1)).unwrap();
     sim.run();
-    assert!(has_note(&sim.replicas[node], |n| matches!(
-        n,
-        Notification::ChangeRejected { reason, .. }
-            if reason.starts_with("the document would be") && reason.ends_with("over the limit of 64 KiB for one document")
-    )));
+    assert_eq!(
+        rejected(&sim, node),
+        vec!["the change is 101 KiB, more than a whole document may be (64 KiB)".to_owned()]
+    );
     assert_eq!(
         sim.replicas[node].text(&id(1)).as_deref(),
         Some("\"small\"")
     );
+
+    // Changes that fit, until the document would not.
+    let mut sim = Sim::new();
+    let node = sim.add_with(cfg, RolePolicy::default());
+    let browser = sim.add("browser");
+    sim.connect_client(browser, node);
+    sim.run();
+    sim.write(browser, id(1), "text", "small");
+    sim.run();
+    put_blob(&mut sim, browser, "first", noise(40 * 1024, 2)).unwrap();
+    sim.run();
+    assert!(rejected(&sim, node).is_empty());
+    put_blob(&mut sim, browser, "second", noise(40 * 1024, 3)).unwrap();
+    sim.run();
+    let reasons = rejected(&sim, node);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("the document would be")
+            && reasons[0].ends_with("over the limit of 64 KiB for one document"),
+        "{reasons:?}"
+    );
+    let stored = sim.replicas[node].engine.document(&id(1)).unwrap();
+    assert!(automerge::ReadDoc::get(stored, ROOT, "second")
+        .unwrap()
+        .is_none());
     // The host's own change: refused and undone.
-    let now = sim.now;
-    let refused = sim.replicas[node].engine.change(now, id(1), |doc| {
-        let mut tx = doc.transaction();
-        tx.put(ROOT, "blob", big.clone()).unwrap();
-        tx.commit();
-    });
+    let refused = put_blob(&mut sim, node, "third", noise(40 * 1024, 4));
     assert!(
         matches!(refused, Err(EngineError::TooLarge(_))),
         "{refused:?}"
     );
-    assert_eq!(
-        sim.replicas[node].text(&id(1)).as_deref(),
-        Some("\"small\"")
-    );
+    let stored = sim.replicas[node].engine.document(&id(1)).unwrap();
+    assert!(automerge::ReadDoc::get(stored, ROOT, "third")
+        .unwrap()
+        .is_none());
 }
 
 #[test]
