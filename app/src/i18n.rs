@@ -156,6 +156,28 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("Practice", "Pratique", "Práctica"),
     ("by", "par", "por"),
     ("Review", "Relecture", "Revisión"),
+    (
+        "This practice was withdrawn by its organization.",
+        "Cette pratique a été retirée par son organisation.",
+        "Esta práctica fue retirada por su organización.",
+    ),
+    (
+        "This practice is published: see its public page.",
+        "Cette pratique est publiée : voir sa page publique.",
+        "Esta práctica está publicada: vea su página pública.",
+    ),
+    (
+        "Unchecking this withdraws the published practice, whose history holds the contact, and republishes it without the contact at a new address.",
+        "Décocher cette case retire la pratique publiée, dont l'historique contient le contact, et la republie sans le contact à une nouvelle adresse.",
+        "Desmarcar esta casilla retira la práctica publicada, cuyo historial contiene el contacto, y la vuelve a publicar sin el contacto en una nueva dirección.",
+    ),
+    ("Erase", "Effacer", "Borrar"),
+    (
+        "Erasing withdraws this published practice from every ibis node and app that holds it, and returns it to draft here. Copies on servers outside the network cannot be recalled.",
+        "Effacer retire cette pratique publiée de chaque nœud et application ibis qui la détient, et la remet en brouillon ici. Les copies sur des serveurs hors du réseau ne peuvent pas être rappelées.",
+        "Borrar retira esta práctica publicada de cada nodo y aplicación ibis que la tenga, y la devuelve a borrador aquí. Las copias en servidores fuera de la red no se pueden recuperar.",
+    ),
+    ("Erase for good", "Effacer définitivement", "Borrar definitivamente"),
 ];
 
 /// The interface string for `english` in `lang` (English if there is no entry).

@@ -1,12 +1,13 @@
 //! The ibis app: browse, search and co-edit the catalogue of good practices, offline too.
 //!
 //! - `replica/`: the shared sync engine hosted on IndexedDB and a WebSocket.
-//! - `node_api.rs`: who the node and the user are; login.
+//! - `node_api.rs`: who the node and the user are; login. `json.rs`: reading JSON.
 //! - `search.rs`: search and facets over the local replica.
 //! - `i18n.rs`: interface strings in English, French and Spanish.
 //! - `ui/`: the pages.
 
 mod i18n;
+mod json;
 mod node_api;
 mod replica;
 mod search;

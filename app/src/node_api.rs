@@ -2,21 +2,21 @@
 //! in localStorage so the app can start offline), and logging in and out. Documents never
 //! travel this way; they come over `/sync`.
 
+use crate::json::Json;
 use ibis_shared::model::Role;
 use ibis_shared::DocumentId;
-use serde::Deserialize;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 const CACHE_KEY: &str = "ibis.node";
 
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Organization {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub name: String,
     pub role: String,
@@ -26,10 +26,22 @@ impl User {
     pub fn role(&self) -> Option<Role> {
         Role::from_key(&self.role)
     }
+
+    fn from_json(v: &Json) -> Option<Self> {
+        Some(Self {
+            name: v.get("name").text()?,
+            role: v.get("role").text()?,
+        })
+    }
+}
+
+/// The node's answers are read field by field (see `json.rs`).
+fn json(text: &str) -> Result<Json, ApiError> {
+    Json::parse(text).ok_or_else(|| ApiError::Malformed("not JSON".into()))
 }
 
 /// `/api/node`.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeInfo {
     pub organization: Organization,
     pub directory: String,
@@ -37,9 +49,41 @@ pub struct NodeInfo {
     pub workspace: Option<String>,
     pub auth: String,
     pub user: Option<User>,
+    /// Who may change a published practice: "editors" (every member) or "reviewers".
+    pub published_edits: String,
 }
 
 impl NodeInfo {
+    fn parse(answer: &str) -> Result<Self, ApiError> {
+        let v = json(answer)?;
+        let missing = |what: &str| ApiError::Malformed(format!("no {what}"));
+        let org = v.get("organization");
+        Ok(Self {
+            organization: Organization {
+                id: org
+                    .get("id")
+                    .text()
+                    .ok_or_else(|| missing("organization id"))?,
+                name: org
+                    .get("name")
+                    .text()
+                    .ok_or_else(|| missing("organization name"))?,
+            },
+            directory: v
+                .get("directory")
+                .text()
+                .ok_or_else(|| missing("directory"))?,
+            catalogue: v
+                .get("catalogue")
+                .text()
+                .ok_or_else(|| missing("catalogue"))?,
+            workspace: v.get("workspace").text(),
+            auth: v.string("auth"),
+            user: User::from_json(&v.get("user")),
+            published_edits: v.string("published_edits"),
+        })
+    }
+
     fn id(url: &str) -> Option<DocumentId> {
         DocumentId::parse(url.trim_start_matches("automerge:")).ok()
     }
@@ -51,6 +95,19 @@ impl NodeInfo {
     }
     pub fn workspace_id(&self) -> Option<DocumentId> {
         self.workspace.as_deref().and_then(Self::id)
+    }
+    /// The user's role, if they are a member here.
+    pub fn role(&self) -> Option<Role> {
+        self.user.as_ref().and_then(User::role)
+    }
+    /// Whether the user is a member of the organization `home` (this node's).
+    pub fn member_of(&self, home: &str) -> bool {
+        self.user.is_some() && self.organization.id == home
+    }
+    /// Whether the user may change this organization's published practices.
+    pub fn may_edit_published(&self) -> bool {
+        self.role()
+            .is_some_and(|r| r.can_review() || self.published_edits != "reviewers")
     }
 }
 
@@ -105,8 +162,7 @@ fn storage() -> Option<web_sys::Storage> {
 pub async fn node_info() -> Result<(NodeInfo, bool), ApiError> {
     match fetch("GET", "/api/node", None).await {
         Ok((200, text)) => {
-            let info: NodeInfo =
-                serde_json::from_str(&text).map_err(|e| ApiError::Malformed(e.to_string()))?;
+            let info = NodeInfo::parse(&text)?;
             if let Some(s) = storage() {
                 let _ = s.set_item(CACHE_KEY, &text);
             }
@@ -117,23 +173,29 @@ pub async fn node_info() -> Result<(NodeInfo, bool), ApiError> {
             let cached = storage()
                 .and_then(|s| s.get_item(CACHE_KEY).ok().flatten())
                 .ok_or(ApiError::Offline)?;
-            let info =
-                serde_json::from_str(&cached).map_err(|e| ApiError::Malformed(e.to_string()))?;
-            Ok((info, false))
+            Ok((NodeInfo::parse(&cached)?, false))
         }
         Err(e) => Err(e),
     }
 }
 
 pub async fn login(name: &str, password: &str) -> Result<User, ApiError> {
-    let body = serde_json::json!({ "name": name, "password": password }).to_string();
+    // JSON made by the browser's own `JSON.stringify`.
+    let fields = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&fields, &"name".into(), &name.into());
+    let _ = js_sys::Reflect::set(&fields, &"password".into(), &password.into());
+    let body = js_sys::JSON::stringify(&fields)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| ApiError::Malformed("cannot write the login as JSON".into()))?;
     let (status, text) = fetch("POST", "/api/login", Some(body)).await?;
     if status == 200 {
-        serde_json::from_str(&text).map_err(|e| ApiError::Malformed(e.to_string()))
+        User::from_json(&json(&text)?)
+            .ok_or_else(|| ApiError::Malformed("the login's answer names no user".into()))
     } else {
-        let message = serde_json::from_str::<serde_json::Value>(&text)
+        let message = json(&text)
             .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .and_then(|v| v.get("error").text())
             .unwrap_or(text);
         Err(ApiError::Refused(message))
     }

@@ -3,8 +3,11 @@
 //! Same meaning as the node's `/api/practices`: every word of the query must start a word
 //! of the practice (accents and case ignored); values of one facet are alternatives, facets
 //! combine; facet counts are over the current results.
+//!
+//! Facets are kept in plain vectors, in [`Facet::ALL`] order: each map type would add its
+//! own code to the app, which has a size budget.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use ibis_shared::model::facets::{words, Facet};
@@ -18,7 +21,8 @@ pub struct Indexed {
     pub record: PracticeRecord,
     /// Distinct words of the searchable text, sorted (for prefix search).
     words: Vec<String>,
-    facets: BTreeMap<Facet, Vec<String>>,
+    /// Each facet's values, in `Facet::ALL` order.
+    facets: Vec<Vec<String>>,
 }
 
 impl Indexed {
@@ -26,7 +30,7 @@ impl Indexed {
         let mut words = words(&searchable(&record));
         words.sort();
         words.dedup();
-        let facets = Facet::ALL.iter().map(|f| (*f, f.values(&record))).collect();
+        let facets = Facet::ALL.iter().map(|f| f.values(&record)).collect();
         Self {
             record,
             words,
@@ -44,22 +48,29 @@ pub struct Index {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
     pub text: String,
-    pub filters: BTreeMap<Facet, BTreeSet<String>>,
+    /// The facet values chosen.
+    pub filters: Vec<(Facet, String)>,
 }
 
 impl Query {
     pub fn toggle(&mut self, facet: Facet, value: &str) {
-        let set = self.filters.entry(facet).or_default();
-        if !set.remove(value) {
-            set.insert(value.to_owned());
-        }
-        if set.is_empty() {
-            self.filters.remove(&facet);
+        let before = self.filters.len();
+        self.filters.retain(|(f, v)| *f != facet || v != value);
+        if self.filters.len() == before {
+            self.filters.push((facet, value.to_owned()));
         }
     }
 
     pub fn is_selected(&self, facet: Facet, value: &str) -> bool {
-        self.filters.get(&facet).is_some_and(|s| s.contains(value))
+        self.filters.iter().any(|(f, v)| *f == facet && v == value)
+    }
+
+    /// The values chosen for `facet`.
+    pub fn selected(&self, facet: Facet) -> impl Iterator<Item = &String> {
+        self.filters
+            .iter()
+            .filter(move |(f, _)| *f == facet)
+            .map(|(_, v)| v)
     }
 }
 
@@ -67,8 +78,18 @@ impl Query {
 pub struct Results {
     /// Indices into the index's records, newest change first.
     pub hits: Vec<usize>,
-    /// Per facet: (value, count) over the hits, most frequent first.
-    pub facets: BTreeMap<Facet, Vec<(String, usize)>>,
+    /// Per facet, in `Facet::ALL` order: (value, count) over the hits, most frequent first.
+    pub facets: Vec<Vec<(String, usize)>>,
+}
+
+impl Results {
+    /// A facet's (value, count) pairs over the hits.
+    pub fn facet(&self, facet: Facet) -> &[(String, usize)] {
+        let at = Facet::ALL.iter().position(|f| *f == facet);
+        at.and_then(|i| self.facets.get(i))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
 }
 
 fn searchable(r: &PracticeRecord) -> String {
@@ -90,8 +111,8 @@ fn searchable(r: &PracticeRecord) -> String {
 
 impl Index {
     /// Orders the practices, most recently changed first.
-    pub fn new(mut items: Vec<Arc<Indexed>>) -> Self {
-        items.sort_by(|a, b| {
+    pub fn new(items: Vec<Arc<Indexed>>) -> Self {
+        let items = sorted(items, &|a, b| {
             b.record
                 .updated_at
                 .cmp(&a.record.updated_at)
@@ -113,33 +134,48 @@ impl Index {
             .enumerate()
             .filter(|(_, e)| terms.iter().all(|t| has_prefix(&e.words, t)))
             .filter(|(_, e)| {
-                q.filters.iter().all(|(facet, wanted)| {
-                    e.facets
-                        .get(facet)
-                        .is_some_and(|values| values.iter().any(|v| wanted.contains(v)))
+                // Within a facet, any chosen value; across facets, all.
+                Facet::ALL.iter().zip(&e.facets).all(|(facet, values)| {
+                    let mut wanted = q.selected(*facet).peekable();
+                    wanted.peek().is_none() || wanted.any(|w| values.contains(w))
                 })
             })
             .map(|(i, _)| i)
             .collect();
-        let mut facets: BTreeMap<Facet, BTreeMap<String, usize>> = BTreeMap::new();
-        for &i in &hits {
-            for (facet, values) in &self.items[i].facets {
-                let counts = facets.entry(*facet).or_default();
+        // Counts: each facet's values over the hits, sorted, counted by runs.
+        let facets = (0..Facet::ALL.len())
+            .map(|f| {
+                let mut values: Vec<String> = hits
+                    .iter()
+                    .flat_map(|&i| self.items[i].facets[f].iter().cloned())
+                    .collect();
+                values.sort();
+                let mut counts: Vec<(String, usize)> = Vec::new();
                 for v in values {
-                    *counts.entry(v.clone()).or_default() += 1;
+                    match counts.last_mut() {
+                        Some((last, n)) if *last == v => *n += 1,
+                        _ => counts.push((v, 1)),
+                    }
                 }
-            }
-        }
-        let facets = facets
-            .into_iter()
-            .map(|(f, counts)| {
-                let mut v: Vec<(String, usize)> = counts.into_iter().collect();
-                v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                (f, v)
+                sorted(counts, &|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)))
             })
             .collect();
         Results { hits, facets }
     }
+}
+
+/// `items` in `cmp`'s order (stable). Every list the app sorts goes through here: the
+/// sorting code is then in the app once (for positions), not once per kind of item.
+pub fn sorted<T>(items: Vec<T>, cmp: &dyn Fn(&T, &T) -> Ordering) -> Vec<T> {
+    let order = sort_positions(items.len(), &|a, b| cmp(&items[a], &items[b]));
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+fn sort_positions(n: usize, cmp: &dyn Fn(usize, usize) -> Ordering) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| cmp(*a, *b));
+    order
 }
 
 /// True if some word in the sorted list starts with `prefix`.
@@ -233,7 +269,7 @@ mod tests {
         let r = i.search(&q);
         assert_eq!(r.hits.len(), 2);
         assert_eq!(
-            r.facets[&Facet::Theme],
+            r.facet(Facet::Theme),
             vec![
                 ("health".to_owned(), 1),
                 ("housing".to_owned(), 1),

@@ -75,7 +75,14 @@ impl Server {
                 let init = std::process::Command::new(&paths.ibis_node)
                     // The organization the workloads' practices name as their home (see
                     // `workloads::practice_doc`): its members write them.
-                    .args(["init", "--org-name", "Bench", "--org-id", "bench", "--data-dir"])
+                    .args([
+                        "init",
+                        "--org-name",
+                        "Bench",
+                        "--org-id",
+                        "bench",
+                        "--data-dir",
+                    ])
                     .arg(&dir)
                     .stdout(Stdio::null())
                     .status()?;

@@ -525,3 +525,64 @@ impl JsPeer {
         Ok(())
     }
 }
+
+/// Browser helpers for the app's pages.
+impl Browser {
+    /// The path of the page the browser shows (`/practices/…`).
+    pub async fn path(&self) -> anyhow::Result<String> {
+        let url = self.current_url().await?;
+        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
+        Ok(rest
+            .find('/')
+            .map(|i| rest[i..].to_owned())
+            .unwrap_or_default())
+    }
+
+    /// Waits until the page's path satisfies `wanted`; returns it.
+    pub async fn wait_for_path(
+        &self,
+        what: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        eventually(WAIT, what, || async {
+            self.path().await.ok().filter(|p| wanted(p))
+        })
+        .await
+    }
+
+    /// Logs in through the header's form.
+    pub async fn log_in(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        self.fill("login-name", name).await?;
+        self.fill("login-password", password).await?;
+        self.click("login-submit").await?;
+        self.wait_for("user").await?;
+        Ok(())
+    }
+
+    /// The document ids this page's IndexedDB holds, per object store (`chunks`,
+    /// `sync_states`, `summaries`), read by script in the page.
+    pub async fn stored_documents(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, Vec<String>>> {
+        let value = self
+            .script_async(
+                "const done = arguments[arguments.length - 1];
+                 const open = indexedDB.open('ibis');
+                 open.onerror = () => done(null);
+                 open.onsuccess = () => {
+                   const db = open.result, stores = ['chunks', 'sync_states', 'summaries'];
+                   const tx = db.transaction(stores, 'readonly'), out = {};
+                   let left = stores.length;
+                   for (const name of stores) {
+                     const keys = tx.objectStore(name).getAllKeys();
+                     keys.onsuccess = () => {
+                       out[name] = [...new Set(keys.result.map(k => Array.isArray(k) ? k[0] : k))];
+                       if (--left === 0) { db.close(); done(out); }
+                     };
+                   }
+                 };",
+            )
+            .await?;
+        Ok(serde_json::from_value(value)?)
+    }
+}

@@ -42,15 +42,37 @@ async fn a_practice_added_in_one_browser_appears_in_a_browser_on_a_partner_node(
             .expect("theme");
         iom.click("add-submit").await.expect("save");
 
-        iom.wait_for_text("practice-title", &title)
+        // Published at once: the app shows the public practice, at its own address.
+        iom.wait_for_text("practice-heading", &title)
             .await
-            .expect("listed where it was added");
+            .expect("the published practice's page");
+        let path = iom.path().await.expect("path");
+        assert!(path.starts_with("/practices/"), "{path}");
         nlc.wait_for_text("practice-title", &title)
             .await
             .expect("it appears live in a browser on the partner node");
         let rows = nlc.texts("practice-row").await.expect("rows");
         let row = rows.iter().find(|r| r.contains(&title)).expect("the row");
         assert!(row.contains("Lisbon") && row.contains("PT"), "{row}");
+        // Listed once where it was added too: as its public practice, not also as the
+        // internal practice it was published from.
+        iom.goto(&format!("{}/", fed.nodes[0].http_url()))
+            .await
+            .expect("the list");
+        iom.wait_for_text("practice-title", &title)
+            .await
+            .expect("listed where it was added");
+        let titles = iom.texts("practice-title").await.expect("titles");
+        assert_eq!(
+            titles.iter().filter(|t| **t == title).count(),
+            1,
+            "{titles:?}"
+        );
+        let link = format!("[data-testid=practice-row] a[href='{path}']");
+        iom.client
+            .find(fantoccini::Locator::Css(&link))
+            .await
+            .expect("the row links to the public practice");
 
         iom.close().await.expect("close");
         nlc.close().await.expect("close");

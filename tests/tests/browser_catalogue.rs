@@ -1,5 +1,6 @@
-//! The catalogue in real browsers: collaborative editing across nodes, offline editing,
-//! search and facets at scale, draft visibility, accessibility.
+//! The catalogue in real browsers: collaborative editing, offline editing, search and
+//! facets at scale, draft visibility, accessibility. (Publishing, withdrawing and logging
+//! out: `browser_publication.rs`.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -35,7 +36,8 @@ async fn open_app(node: &ibis_node::RunningNode) -> Browser {
     browser
 }
 
-/// Adds a practice through the form; returns its document id (from its link).
+/// Adds a practice through the form; returns the id of its page: its public practice's,
+/// where the app goes when it is published at once, or else its draft's (from the list).
 async fn add_practice(browser: &Browser, title: &str, summary: &str, publish: bool) -> String {
     browser.click("add-open").await.expect("open the form");
     browser.fill("add-title", title).await.expect("title");
@@ -50,6 +52,17 @@ async fn add_practice(browser: &Browser, title: &str, summary: &str, publish: bo
         browser.click("add-publish").await.expect("uncheck publish");
     }
     browser.click("add-submit").await.expect("save");
+    if publish {
+        browser
+            .wait_for_text("practice-heading", title)
+            .await
+            .expect("the published practice's page");
+        let path = browser
+            .wait_for_path("a practice's page", |p| p.starts_with("/practices/"))
+            .await
+            .expect("path");
+        return path.trim_start_matches("/practices/").to_owned();
+    }
     browser
         .wait_for_text("practice-title", title)
         .await
@@ -90,18 +103,17 @@ async fn open_practice(browser: &Browser, node: &ibis_node::RunningNode, id: &st
         .expect("the practice page");
 }
 
-/// Opens the practice in both browsers (IOM's on the first node, NLC's on the second),
-/// and waits until each shows the other as here now: presence crosses both nodes as
-/// ephemeral messages, sent on opening the page and every 10 s.
-async fn open_on_both(iom: &Browser, nlc: &Browser, fed: &Federation, id: &str) {
-    open_practice(iom, &fed.nodes[0], id).await;
-    open_practice(nlc, &fed.nodes[1], id).await;
-    iom.wait_for_text("presence", "Also here now")
+/// Opens the practice in two browsers on one node, and waits until each shows the other as
+/// here now (presence: ephemeral messages, sent on opening the page and every 10 s).
+async fn open_on_both(a: &Browser, b: &Browser, node: &ibis_node::RunningNode, id: &str) {
+    open_practice(a, node, id).await;
+    open_practice(b, node, id).await;
+    a.wait_for_text("presence", "Also here now")
         .await
-        .expect("NLC's reader shown at IOM");
-    nlc.wait_for_text("presence", "Also here now")
+        .expect("the other reader shown");
+    b.wait_for_text("presence", "Also here now")
         .await
-        .expect("IOM's reader shown at NLC");
+        .expect("the other reader shown");
 }
 
 async fn wait_for_value(browser: &Browser, testid: &str, wanted: &str) {
@@ -116,8 +128,19 @@ async fn wait_for_value(browser: &Browser, testid: &str, wanted: &str) {
     }
 }
 
+/// Whether the page shows an element with this `data-testid` now.
+async fn shows(browser: &Browser, testid: &str) -> bool {
+    let css = format!("[data-testid={testid}]");
+    browser
+        .client
+        .find_all(Locator::Css(&css))
+        .await
+        .is_ok_and(|found| !found.is_empty())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_people_typing_in_one_summary_on_two_nodes_both_keep_their_words() {
+async fn two_people_typing_in_one_published_summary_both_keep_their_words_and_a_partner_sees_them()
+{
     if !browser_tests_enabled() {
         return;
     }
@@ -125,35 +148,50 @@ async fn two_people_typing_in_one_summary_on_two_nodes_both_keep_their_words() {
         let fed = Federation::start(&["IOM", "NLC"], true)
             .await
             .expect("federation");
-        let iom = open_app(&fed.nodes[0]).await;
+        let amy = open_app(&fed.nodes[0]).await;
+        let ben = open_app(&fed.nodes[0]).await;
         let nlc = open_app(&fed.nodes[1]).await;
         let title = "Welcome desks (typing)";
-        let id = add_practice(&iom, title, "One-stop desks for newcomers.", true).await;
+        let id = add_practice(&amy, title, "One-stop desks for newcomers.", true).await;
         nlc.wait_for_text("practice-title", title)
             .await
             .expect("on the partner");
 
-        open_on_both(&iom, &nlc, &fed, &id).await;
-        iom.click("edit").await.expect("edit");
-        nlc.click("edit").await.expect("edit");
-        wait_for_value(&iom, "edit-summary", "One-stop desks for newcomers.").await;
-        wait_for_value(&nlc, "edit-summary", "One-stop desks for newcomers.").await;
-        screenshot(&iom, "editor").await;
+        open_on_both(&amy, &ben, &fed.nodes[0], &id).await;
+        amy.click("edit").await.expect("edit");
+        ben.click("edit").await.expect("edit");
+        wait_for_value(&amy, "edit-summary", "One-stop desks for newcomers.").await;
+        wait_for_value(&ben, "edit-summary", "One-stop desks for newcomers.").await;
+        screenshot(&amy, "editor").await;
+
+        // The partner's people read it, and may not edit it (it is IOM's).
+        open_practice(&nlc, &fed.nodes[1], &id).await;
+        nlc.wait_for_text("field-summary", "One-stop desks")
+            .await
+            .expect("the partner's page");
+        assert!(
+            !shows(&nlc, "edit").await,
+            "a partner may edit IOM's practice"
+        );
 
         let at_start = format!("{}Municipal ", char::from(Key::Home));
         let at_end = format!("{} in twelve languages", char::from(Key::End));
         let (a, b) = tokio::join!(
-            iom.type_text("edit-summary", &at_start),
-            nlc.type_text("edit-summary", &at_end),
+            amy.type_text("edit-summary", &at_start),
+            ben.type_text("edit-summary", &at_end),
         );
-        a.expect("typing at IOM");
-        b.expect("typing at NLC");
+        a.expect("typing (Amy)");
+        b.expect("typing (Ben)");
 
         let both = "Municipal One-stop desks for newcomers. in twelve languages";
-        wait_for_value(&iom, "edit-summary", both).await;
-        wait_for_value(&nlc, "edit-summary", both).await;
-        iom.close().await.expect("close");
-        nlc.close().await.expect("close");
+        wait_for_value(&amy, "edit-summary", both).await;
+        wait_for_value(&ben, "edit-summary", both).await;
+        nlc.wait_for_text("field-summary", both)
+            .await
+            .expect("live at the partner");
+        for b in [amy, ben, nlc] {
+            b.close().await.expect("close");
+        }
         fed.shutdown().await.expect("shutdown");
     })
     .await
@@ -169,64 +207,72 @@ async fn an_offline_edit_survives_a_reload_and_merges_with_a_concurrent_edit() {
         let mut fed = Federation::start(&["IOM", "NLC"], true)
             .await
             .expect("federation");
-        let iom = open_app(&fed.nodes[0]).await;
+        let amy = open_app(&fed.nodes[0]).await;
+        let ben = open_app(&fed.nodes[0]).await;
         let nlc = open_app(&fed.nodes[1]).await;
         let title = "Library welcome desks (offline)";
-        let id = add_practice(&nlc, title, "Desks.", true).await;
-        iom.wait_for_text("practice-title", title)
-            .await
-            .expect("reached IOM");
-        open_on_both(&iom, &nlc, &fed, &id).await;
-        iom.click("edit").await.expect("edit");
-        nlc.click("edit").await.expect("edit");
-        wait_for_value(&iom, "edit-summary", "Desks.").await;
+        let id = add_practice(&amy, title, "Desks.", true).await;
+        open_on_both(&amy, &ben, &fed.nodes[0], &id).await;
+        amy.click("edit").await.expect("edit");
+        ben.click("edit").await.expect("edit");
+        wait_for_value(&amy, "edit-summary", "Desks.").await;
+        wait_for_value(&ben, "edit-summary", "Desks.").await;
 
-        // IOM's node goes away: the browser keeps working from its own copy.
+        // IOM's node goes away: each browser keeps working from its own copy.
         fed.stop(0).await.expect("stop IOM's node");
-        iom.wait_for_text("sync-status", "Offline")
-            .await
-            .expect("offline");
-        iom.type_text(
+        for b in [&amy, &ben] {
+            b.wait_for_text("sync-status", "Offline")
+                .await
+                .expect("offline");
+        }
+        amy.type_text(
             "edit-summary",
             &format!("{} Open on Saturdays.", char::from(Key::End)),
         )
         .await
         .expect("type offline");
-        iom.wait_for_text("sync-status", "changes waiting")
+        amy.wait_for_text("sync-status", "changes waiting")
             .await
             .expect("changes waiting");
-        screenshot(&iom, "offline").await;
+        screenshot(&amy, "offline").await;
 
-        // Meanwhile someone edits the same text on the other node.
-        nlc.type_text(
+        // Meanwhile someone else edits the same text, offline too.
+        ben.type_text(
             "edit-summary",
             &format!("{}Since 2010: ", char::from(Key::Home)),
         )
         .await
-        .expect("type at NLC");
-        wait_for_value(&nlc, "edit-summary", "Since 2010: Desks.").await;
+        .expect("type (Ben)");
+        wait_for_value(&ben, "edit-summary", "Since 2010: Desks.").await;
 
         // Reload while offline: the app starts from its cache and IndexedDB.
-        iom.refresh().await.expect("reload");
-        iom.wait_for("practice-heading")
+        amy.refresh().await.expect("reload");
+        amy.wait_for("practice-heading")
             .await
             .expect("the page, offline");
-        iom.wait_for_text("sync-status", "Offline")
+        amy.wait_for_text("sync-status", "Offline")
             .await
             .expect("still offline");
-        iom.click("edit").await.expect("edit");
-        wait_for_value(&iom, "edit-summary", "Desks. Open on Saturdays.").await;
+        amy.click("edit").await.expect("edit");
+        wait_for_value(&amy, "edit-summary", "Desks. Open on Saturdays.").await;
 
         // Back online: both edits survive, everywhere.
         fed.restart(0).await.expect("restart IOM's node");
-        iom.wait_for_text("sync-status", "all changes saved")
-            .await
-            .expect("synced");
+        for b in [&amy, &ben] {
+            b.wait_for_text("sync-status", "all changes saved")
+                .await
+                .expect("synced");
+        }
         let merged = "Since 2010: Desks. Open on Saturdays.";
-        wait_for_value(&iom, "edit-summary", merged).await;
-        wait_for_value(&nlc, "edit-summary", merged).await;
-        iom.close().await.expect("close");
-        nlc.close().await.expect("close");
+        wait_for_value(&amy, "edit-summary", merged).await;
+        wait_for_value(&ben, "edit-summary", merged).await;
+        open_practice(&nlc, &fed.nodes[1], &id).await;
+        nlc.wait_for_text("field-summary", merged)
+            .await
+            .expect("merged at the partner");
+        for b in [amy, ben, nlc] {
+            b.close().await.expect("close");
+        }
         fed.shutdown().await.expect("shutdown");
     })
     .await
@@ -520,6 +566,13 @@ async fn links_back_and_show_more_move_around_without_reloading_the_app() {
     .expect("finishes in time");
 }
 
+async fn open_app_at(browser: &Browser, node: &ibis_node::RunningNode, path: &str) {
+    browser
+        .goto(&format!("{}{path}", node.http_url()))
+        .await
+        .expect("goto");
+}
+
 async fn log_in(browser: &Browser, name: &str, password: &str) {
     browser.fill("login-name", name).await.expect("name");
     browser
@@ -566,9 +619,19 @@ async fn a_draft_is_invisible_to_partners_and_anonymous_visitors_until_published
 
         open_practice(&rita, &fed.nodes[0], &id).await;
         rita.click("review-publish").await.expect("publish");
+        // Publishing makes the public practice, a document of its own: the app goes there.
+        let public = rita
+            .wait_for_path("the public practice's page", |p| {
+                p.starts_with("/practices/") && !p.ends_with(&id)
+            })
+            .await
+            .expect("a new address");
         rita.wait_for_text("field-state", "published")
             .await
             .expect("published");
+        rita.wait_for_text("practice-heading", title)
+            .await
+            .expect("its page");
         partner
             .wait_for_text("practice-title", title)
             .await
@@ -578,6 +641,17 @@ async fn a_draft_is_invisible_to_partners_and_anonymous_visitors_until_published
             .wait_for_text("practice-title", title)
             .await
             .expect("visitors see it");
+        // The draft's own address stays the organization's: visitors find nothing there.
+        open_app_at(&visitor, &fed.nodes[0], &format!("/practices/{id}")).await;
+        visitor
+            .wait_for("not-found")
+            .await
+            .expect("the internal practice is not served to visitors");
+        open_app_at(&visitor, &fed.nodes[0], &public).await;
+        visitor
+            .wait_for_text("practice-heading", title)
+            .await
+            .expect("the public practice is");
         for b in [rita, visitor, partner] {
             b.close().await.expect("close");
         }
@@ -622,6 +696,11 @@ async fn list_practice_and_editor_pages_have_no_serious_accessibility_violations
             true,
         )
         .await;
+        open_app_at(&browser, &fed.nodes[0], "/").await;
+        browser
+            .wait_for_text("practice-title", "Accessible practice")
+            .await
+            .expect("listed");
         let list = axe(&browser).await;
         assert!(list.is_empty(), "list page: {list:#?}");
         open_practice(&browser, &fed.nodes[0], &id).await;

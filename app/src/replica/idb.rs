@@ -12,7 +12,7 @@
 //! transaction has completed (is durable), which is what the engine's ordering rule needs.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
@@ -163,8 +163,9 @@ fn bytes(value: &JsValue) -> Result<Vec<u8>, IdbError> {
 #[derive(Clone)]
 pub struct Db {
     db: IdbDatabase,
-    /// The next chunk seq per document (known once it was loaded or written).
-    next_seq: Rc<RefCell<HashMap<DocumentId, f64>>>,
+    /// The next chunk seq per document (known once it was loaded or written). (A map type
+    /// the replica has already: each new one adds its own code to the app.)
+    next_seq: Rc<RefCell<BTreeMap<DocumentId, u32>>>,
 }
 
 impl Db {
@@ -290,7 +291,7 @@ impl Db {
             .iter()
             .filter_map(|k| Array::from(&k).get(1).as_f64())
             .fold(0.0, f64::max);
-        self.next_seq.borrow_mut().insert(*id, max_seq + 1.0);
+        self.next_seq.borrow_mut().insert(*id, max_seq as u32 + 1);
         let mut sync_states = Vec::new();
         for (k, v) in Array::from(state_keys)
             .iter()
@@ -350,10 +351,10 @@ impl Db {
                 StoreOp::AppendChanges { document, chunk } => {
                     let seq = {
                         let mut next = self.next_seq.borrow_mut();
-                        let seq = next.entry(*document).or_insert(1.0);
+                        let seq = next.entry(*document).or_insert(1);
                         let this = *seq;
-                        *seq += 1.0;
-                        this
+                        *seq += 1;
+                        f64::from(this)
                     };
                     chunks.put_with_key(
                         &Uint8Array::from(chunk.as_slice()),
@@ -367,7 +368,7 @@ impl Db {
                         &Uint8Array::from(snapshot.as_slice()),
                         &key(&doc, JsValue::from_f64(0.0)),
                     )?;
-                    self.next_seq.borrow_mut().insert(*document, 1.0);
+                    self.next_seq.borrow_mut().insert(*document, 1);
                 }
                 StoreOp::SaveSyncState {
                     document,

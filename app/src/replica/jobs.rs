@@ -3,7 +3,6 @@
 //! loads (many documents per read transaction); and the engine's clock.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use futures::channel::mpsc;
@@ -94,9 +93,15 @@ const LOAD_BATCH: usize = 256;
 /// the browser benchmark; visible in the browser's developer tools).
 pub fn mark_once(name: &'static str) {
     thread_local! {
-        static MARKED: RefCell<BTreeSet<&'static str>> = const { RefCell::new(BTreeSet::new()) };
+        static MARKED: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
     }
-    if MARKED.with(|m| m.borrow_mut().insert(name)) {
+    let first = MARKED.with(|m| {
+        let mut marked = m.borrow_mut();
+        let first = !marked.contains(&name);
+        marked.push(name);
+        first
+    });
+    if first {
         if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
             let _ = performance.mark(name);
         }

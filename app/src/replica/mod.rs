@@ -5,13 +5,18 @@
 //! then its loads. That is the engine's one ordering rule — a peer never hears of a change
 //! before it is stored — kept in the browser.
 //!
-//! The replica also follows the catalogue: when the directory changes it opens every
-//! organization's catalogue; when a catalogue or the workspace changes it opens every
-//! practice listed. It keeps a summary (a flat record) of each practice for the list and
-//! search, and counts local changes the node has not yet acknowledged.
+//! The replica also follows the catalogue (`follow.rs`): when the directory changes it
+//! opens every organization's catalogue; when a catalogue or the workspace changes it opens
+//! every practice listed and erases what was withdrawn. It keeps a summary (a flat record)
+//! of each practice for the list and search, and counts local changes the node has not yet
+//! acknowledged. Logging out forgets the organization's private documents (`private.rs`);
+//! `presence.rs` keeps who else has a practice open.
 
+mod follow;
 mod idb;
 mod jobs;
+mod presence;
+mod private;
 mod socket;
 
 use std::cell::{Cell, RefCell};
@@ -21,11 +26,8 @@ use std::sync::Arc;
 
 use automerge::Automerge;
 use futures::channel::mpsc;
-use ibis_shared::model::catalogue::Listing;
-use ibis_shared::model::directory::Directory;
 use ibis_shared::model::event::Event;
 use ibis_shared::model::record::PracticeRecord;
-use ibis_shared::model::{kind_of, DocumentKind, Practice};
 use ibis_shared::protocol::{PeerId, StorageId};
 use ibis_shared::sync::{
     ChangeOrigin, ConnectionId, Engine, EngineConfig, EngineError, Input, Notification, OpenPolicy,
@@ -35,10 +37,12 @@ use ibis_shared::DocumentId;
 use leptos::prelude::*;
 
 use crate::search::Indexed;
+use follow::{StoredSummary, Summary, Withdrawal};
 
 pub use idb::IdbError;
 pub use jobs::{mark_once, sleep};
 use jobs::{run_jobs, start_ticks};
+pub use presence::Presence;
 
 /// Reactive state the UI reads.
 #[derive(Clone, Copy)]
@@ -88,32 +92,11 @@ struct Job {
     loads: Vec<DocumentId>,
 }
 
-/// A practice as the list shows it, and the document heads it was made from.
-struct Summary {
-    heads: String,
-    indexed: Arc<Indexed>,
-}
-
-/// A summary as IndexedDB keeps it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredSummary {
-    heads: String,
-    record: PracticeRecord,
-}
-
 /// A document's heads, as one string (for comparing with a stored summary's).
 fn heads_of(doc: &Automerge) -> String {
     let mut heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
     heads.sort();
     heads.join(",")
-}
-
-/// Someone's presence on a document, from ephemeral messages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Presence {
-    pub name: String,
-    pub field: String,
-    pub at: f64,
 }
 
 pub struct Replica {
@@ -136,13 +119,20 @@ pub struct Replica {
     /// Summaries made since the last storage transaction, to be stored with it (JSON).
     summaries_to_store: RefCell<Vec<(DocumentId, String)>>,
     /// Events we have.
-    events: RefCell<BTreeMap<DocumentId, Event>>,
+    events: RefCell<Vec<(DocumentId, Event)>>,
     /// Local changes per document not yet acknowledged by the node (persisted).
     unsynced: RefCell<BTreeMap<DocumentId, u32>>,
     /// Documents nobody could provide.
     unavailable: RefCell<BTreeSet<DocumentId>>,
-    /// Who else is looking at which practice.
-    presence: RefCell<BTreeMap<DocumentId, BTreeMap<String, Presence>>>,
+    /// Who else is looking at which practice: (document, session, presence), the last
+    /// minute's.
+    presence: RefCell<Vec<(DocumentId, String, Presence)>>,
+    /// Withdrawn practices erased here, and what replaced them, if anything (persisted).
+    redirects: RefCell<Vec<(DocumentId, Option<DocumentId>)>>,
+    /// Practices named as withdrawn, loading so we can see whose they are.
+    pending_withdrawals: RefCell<Vec<Withdrawal>>,
+    /// Handling the engine's output gave it more to do (an erase, an open).
+    pump_again: Cell<bool>,
 }
 
 pub fn now_ms() -> u64 {
@@ -178,13 +168,16 @@ impl Replica {
                 id
             }
         };
+        // A line per document: its id and how many of its changes wait.
         let unsynced: BTreeMap<DocumentId, u32> = db
             .meta("unsynced")
             .await?
-            .and_then(|s| serde_json::from_str::<Vec<(String, u32)>>(&s).ok())
             .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(id, n)| DocumentId::parse(&id).ok().map(|id| (id, n)))
+            .lines()
+            .filter_map(|line| {
+                let (id, n) = line.split_once(' ')?;
+                Some((DocumentId::parse(id).ok()?, n.parse().ok()?))
+            })
             .collect();
         let stored = db.document_ids().await?;
         // The list renders from stored summaries at once; each is checked against its
@@ -193,25 +186,23 @@ impl Replica {
             .summaries()
             .await?
             .into_iter()
-            .filter_map(|(id, json)| {
-                let stored: StoredSummary = serde_json::from_str(&json).ok()?;
-                Some((
-                    id,
-                    Summary {
-                        heads: stored.heads,
-                        indexed: Arc::new(Indexed::new(stored.record)),
-                    },
-                ))
-            })
+            .filter_map(|(id, json)| Some((id, StoredSummary::parse(&json)?.into_summary())))
             .collect();
         if !summaries.is_empty() {
             signals.settled.set(true);
         }
+        let redirects = db
+            .meta(follow::REDIRECTS)
+            .await?
+            .map(|json| follow::parse_redirects(&json))
+            .unwrap_or_default();
         let mut config = EngineConfig::new(PeerId::new(peer_id), Some(StorageId::new(storage_id)));
         config.ephemeral_session_id = DocumentId::random().to_string();
         // The browser keeps what it shows in memory; documents it does not show are evicted.
         config.evict_idle_after = Some(10 * 60 * 1000);
-        let engine = Engine::new(config, OpenPolicy, stored, now_ms());
+        // What its organization withdrew stays out.
+        let engine = Engine::new(config, OpenPolicy, stored, now_ms())
+            .with_erased(redirects.iter().map(|r| r.0));
         let (jobs, rx) = mpsc::unbounded();
         signals
             .waiting
@@ -233,6 +224,9 @@ impl Replica {
             unsynced: RefCell::new(unsynced),
             unavailable: RefCell::default(),
             presence: RefCell::default(),
+            redirects: RefCell::new(redirects),
+            pending_withdrawals: RefCell::default(),
+            pump_again: Cell::new(false),
         });
         REPLICA.with(|r| *r.borrow_mut() = Some(replica.clone()));
         leptos::task::spawn_local(run_jobs(replica.clone(), rx));
@@ -243,28 +237,33 @@ impl Replica {
 
     /// Carries out what the engine has to say.
     fn pump(&self) {
-        let outputs: Vec<Output> = self.engine.borrow_mut().drain_outputs().collect();
-        jobs::schedule_wake(self);
-        if outputs.is_empty() {
-            return;
-        }
-        let mut job = Job::default();
-        let mut changed = false;
-        for output in outputs {
-            match output {
-                Output::Send { conn, frame } => job.sends.push((conn, frame)),
-                Output::Close { conn, .. } => job.closes.push(conn),
-                Output::Store(op) => job.writes.push(op),
-                Output::Load { document } => job.loads.push(document),
-                Output::Notify(n) => changed |= self.notify(n),
+        loop {
+            let outputs: Vec<Output> = self.engine.borrow_mut().drain_outputs().collect();
+            jobs::schedule_wake(self);
+            if outputs.is_empty() {
+                return;
+            }
+            let mut job = Job::default();
+            let mut changed = false;
+            for output in outputs {
+                match output {
+                    Output::Send { conn, frame } => job.sends.push((conn, frame)),
+                    Output::Close { conn, .. } => job.closes.push(conn),
+                    Output::Store(op) => job.writes.push(op),
+                    Output::Load { document } => job.loads.push(document),
+                    Output::Notify(n) => changed |= self.notify(n),
+                }
+            }
+            if changed {
+                self.changed();
+            }
+            self.settle_unsynced();
+            self.queued.set(self.queued.get() + 1);
+            let _ = self.jobs.unbounded_send(job);
+            if !self.pump_again.replace(false) {
+                return;
             }
         }
-        if changed {
-            self.changed();
-        }
-        self.settle_unsynced();
-        self.queued.set(self.queued.get() + 1);
-        let _ = self.jobs.unbounded_send(job);
     }
 
     /// Tells the interface that documents changed: at once if it was told more than
@@ -333,23 +332,7 @@ impl Replica {
                 false
             }
             Notification::Ephemeral { document, data, .. } => {
-                // Presence from anyone sharing the document (ibis or a JS automerge-repo
-                // app); other ephemeral messages are not ours to show.
-                if let Ok(p) = ibis_shared::presence::Presence::decode(&data) {
-                    self.presence
-                        .borrow_mut()
-                        .entry(document)
-                        .or_default()
-                        .insert(
-                            p.session,
-                            Presence {
-                                name: p.name,
-                                field: p.field,
-                                at: js_sys::Date::now(),
-                            },
-                        );
-                    self.signals.presence.update(|p| *p += 1);
-                }
+                self.seen(document, &data);
                 false
             }
             Notification::ProtocolViolation { reason, .. } => {
@@ -359,74 +342,11 @@ impl Replica {
             Notification::ChangeRejected { .. } => false,
             Notification::DocumentErased { document } => {
                 self.summaries.borrow_mut().remove(&document);
-                self.events.borrow_mut().remove(&document);
+                self.events.borrow_mut().retain(|(id, _)| *id != document);
+                if self.unsynced.borrow_mut().remove(&document).is_some() {
+                    self.persist_unsynced();
+                }
                 true
-            }
-        }
-    }
-
-    /// Opens whatever a changed document points to, and refreshes practice summaries.
-    fn follow(&self, id: DocumentId) {
-        let mut to_open = Vec::new();
-        {
-            let engine = self.engine.borrow();
-            let Some(doc) = engine.document(&id) else {
-                return;
-            };
-            match kind_of(doc) {
-                Some(DocumentKind::Directory) => {
-                    if let Ok(dir) = Directory::load(doc) {
-                        to_open.extend(dir.organizations.values().filter_map(|o| o.catalogue_id()));
-                    }
-                }
-                Some(kind @ (DocumentKind::Catalogue | DocumentKind::Workspace)) => {
-                    if let Ok(listing) = Listing::load(doc, kind) {
-                        to_open.extend(listing.practice_ids());
-                        to_open.extend(listing.event_ids());
-                    }
-                }
-                Some(DocumentKind::Event) => {
-                    if let Ok(event) = Event::load(doc) {
-                        self.events.borrow_mut().insert(id, event);
-                    }
-                }
-                Some(DocumentKind::Practice) => {
-                    let heads = heads_of(doc);
-                    let current = self
-                        .summaries
-                        .borrow()
-                        .get(&id)
-                        .is_some_and(|s| s.heads == heads);
-                    if !current {
-                        if let Ok(p) = Practice::load(doc) {
-                            let record = PracticeRecord::from_practice(Some(id), &p, true);
-                            let stored = StoredSummary { heads, record };
-                            if let Ok(json) = serde_json::to_string(&stored) {
-                                self.summaries_to_store.borrow_mut().push((id, json));
-                            }
-                            self.summaries.borrow_mut().insert(
-                                id,
-                                Summary {
-                                    heads: stored.heads,
-                                    indexed: Arc::new(Indexed::new(stored.record)),
-                                },
-                            );
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let now = now_ms();
-        let summaries = self.summaries.borrow();
-        let mut engine = self.engine.borrow_mut();
-        for other in to_open {
-            // A stored practice with a summary needs no loading to be listed, and the bulk
-            // sync with the node (a replica peer) covers every stored document; reopening
-            // thousands whenever a catalogue changes would only reload them.
-            let listed = engine.is_stored(&other) && summaries.contains_key(&other);
-            if engine.document(&other).is_none() && !listed {
-                engine.open(now, other);
             }
         }
     }
@@ -455,17 +375,15 @@ impl Replica {
     }
 
     fn persist_unsynced(&self) {
-        let list: Vec<(String, u32)> = self
+        let text: String = self
             .unsynced
             .borrow()
             .iter()
-            .map(|(id, n)| (id.to_string(), *n))
+            .map(|(id, n)| format!("{id} {n}\n"))
             .collect();
         let db = self.db.clone();
         leptos::task::spawn_local(async move {
-            if let Ok(text) = serde_json::to_string(&list) {
-                let _ = db.set_meta("unsynced", &text).await;
-            }
+            let _ = db.set_meta("unsynced", &text).await;
         });
     }
 
@@ -504,44 +422,16 @@ impl Replica {
         result
     }
 
-    /// Tells others who share the document that we are here.
-    pub fn announce_presence(&self, id: DocumentId, name: &str, field: &str) {
-        let payload = ibis_shared::presence::Presence {
-            name: name.to_owned(),
-            field: field.to_owned(),
-            session: self.engine.borrow().config().ephemeral_session_id.clone(),
-        };
-        self.engine
-            .borrow_mut()
-            .send_ephemeral(id, payload.encode());
-        self.pump();
-    }
-
-    /// Others seen on a document in the last 30 seconds.
-    pub fn present(&self, id: &DocumentId) -> Vec<Presence> {
-        let cutoff = js_sys::Date::now() - 30_000.0;
-        self.presence
-            .borrow()
-            .get(id)
-            .map(|m| m.values().filter(|p| p.at >= cutoff).cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// The flat records of every practice here, ready for search.
+    /// The flat records of every practice the list shows, ready for search: public
+    /// practices, and internal ones not published (a published practice shows once).
     pub fn summaries(&self) -> Vec<Arc<Indexed>> {
-        self.summaries
-            .borrow()
-            .values()
+        follow::listed(&self.summaries.borrow())
             .map(|s| s.indexed.clone())
             .collect()
     }
 
     pub fn events(&self) -> Vec<(DocumentId, Event)> {
-        self.events
-            .borrow()
-            .iter()
-            .map(|(id, e)| (*id, e.clone()))
-            .collect()
+        self.events.borrow().clone()
     }
 
     pub fn summary(&self, id: &DocumentId) -> Option<PracticeRecord> {

@@ -2,15 +2,14 @@
 
 use ibis_shared::model::catalogue::Entry;
 use ibis_shared::model::countries::COUNTRIES;
-use ibis_shared::model::practice::{apply_edit, PracticeEdit};
-use ibis_shared::model::review::ReviewAction;
 use ibis_shared::model::taxonomy::THEMES;
 use ibis_shared::model::validation::{check_complete, FieldError};
 use ibis_shared::model::{DocumentKind, ModelError, Practice, TagSet};
 use ibis_shared::DocumentId;
 use leptos::prelude::*;
 
-use super::{ctx, list_in};
+use super::publishing::{add_published, publish_new};
+use super::{ctx, list_in, route::navigate};
 use crate::replica::{now_ms, replica};
 
 #[component]
@@ -64,21 +63,9 @@ pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
             errors.set(problems);
             return;
         }
-        let created = practice.create(&author, now).and_then(|mut doc| {
-            if publishing {
-                apply_edit(
-                    &mut doc,
-                    &PracticeEdit::Review {
-                        action: ReviewAction::Publish,
-                        comment: String::new(),
-                    },
-                    &author,
-                    now,
-                )?;
-            }
-            Ok(doc)
-        });
-        let doc = match created {
+        // The internal practice (listed in the workspace), and, published now, its public
+        // practice (listed in the catalogue).
+        let mut doc = match practice.create(&author, now) {
             Ok(doc) => doc,
             Err(ModelError::Invalid(problems)) => {
                 errors.set(problems);
@@ -89,28 +76,38 @@ pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
                 return;
             }
         };
-        let id = DocumentId::random();
-        let Some(replica) = replica() else {
-            errors.set(vec![FieldError::new("form", "storage is not ready")]);
-            return;
+        let published = if publishing {
+            match publish_new(&mut doc) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errors.set(vec![FieldError::new("form", e)]);
+                    return;
+                }
+            }
+        } else {
+            None
         };
-        if let Err(e) = replica.insert(id, doc) {
-            errors.set(vec![FieldError::new("form", e.to_string())]);
-            return;
-        }
-        let mut listed = list_in(DocumentKind::Workspace, Entry::Practice, id, &author);
-        if publishing && listed.is_ok() {
-            listed = list_in(DocumentKind::Catalogue, Entry::Practice, id, &author);
-        }
-        if let Err(e) = listed {
-            errors.set(vec![FieldError::new("form", e)]);
-            return;
-        }
+        let id = DocumentId::random();
+        let saved = replica()
+            .ok_or_else(|| "storage is not ready".to_owned())
+            .and_then(|r| r.insert(id, doc).map_err(|e| e.to_string()))
+            .and_then(|()| list_in(DocumentKind::Workspace, Entry::Practice, id, &author))
+            .and_then(|()| published.map(add_published).transpose());
+        let public = match saved {
+            Ok(public) => public,
+            Err(e) => {
+                errors.set(vec![FieldError::new("form", e)]);
+                return;
+            }
+        };
         errors.set(Vec::new());
         for s in [title, city, country, summary, theme] {
             s.set(String::new());
         }
         done();
+        if let Some(public) = public {
+            navigate(&format!("/practices/{public}"), false);
+        }
     };
 
     view! {

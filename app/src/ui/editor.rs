@@ -8,7 +8,7 @@
 
 use ibis_shared::model::practice::{apply_edit, PracticeEdit, TextField};
 use ibis_shared::model::text_edit::diff;
-use ibis_shared::model::Practice;
+use ibis_shared::model::{ModelError, Practice};
 use ibis_shared::DocumentId;
 use leptos::html::Textarea;
 use leptos::prelude::*;
@@ -121,8 +121,7 @@ pub fn CollabText(
     });
     let lang_for_input = lang.clone();
     let on_input = move |_| {
-        let (Some(el), Some(author), Some(replica)) = (element.get(), ctx.author(), replica())
-        else {
+        let (Some(el), Some(replica)) = (element.get(), replica()) else {
             return;
         };
         let new = el.value();
@@ -132,7 +131,13 @@ pub fn CollabText(
             base: base.get_value(),
             new: new.clone(),
         };
-        let result = replica.change(id, |doc| apply_edit(doc, &edit, &author, now_ms() as i64));
+        // In the person's name, or in a public practice the organization's.
+        let result = replica.change(id, |doc| {
+            let author = ctx
+                .author_for(doc)
+                .ok_or_else(|| ModelError::Forbidden("log in to edit".into()))?;
+            apply_edit(doc, &edit, &author, now_ms() as i64)
+        });
         match result {
             Ok(Ok(())) => problem.set(String::new()),
             Ok(Err(e)) => problem.set(e.to_string()),
@@ -154,7 +159,9 @@ pub fn CollabText(
             let _ = el.set_selection_range(caret, caret);
         }
         base.set_value(text);
-        if let Some(name) = ctx.author().map(|a| a.name) {
+        // The organization's name on a public practice (visitors receive presence too).
+        let who = replica.with_doc(&id, |doc| ctx.author_for(doc)).flatten();
+        if let Some(name) = who.map(|a| a.name) {
             replica.announce_presence(id, &name, field.key());
         }
     };

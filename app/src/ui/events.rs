@@ -16,9 +16,8 @@ pub fn EventsPage() -> impl IntoView {
     let ctx = ctx();
     let events = move || {
         ctx.signals.revision.track();
-        let mut list = replica().map(|r| r.events()).unwrap_or_default();
-        list.sort_by(|a, b| b.1.date.cmp(&a.1.date));
-        list
+        let list = replica().map(|r| r.events()).unwrap_or_default();
+        crate::search::sorted(list, &|a, b| b.1.date.cmp(&a.1.date))
     };
     let adding = RwSignal::new(false);
     view! {

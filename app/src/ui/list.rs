@@ -209,19 +209,11 @@ fn FacetBox(
 ) -> impl IntoView {
     let ctx = ctx();
     let values = move || {
-        let mut values = results
-            .get()
-            .0
-            .facets
-            .get(&facet)
-            .cloned()
-            .unwrap_or_default();
+        let mut values = results.get().0.facet(facet).to_vec();
         // Keep selected values visible even when they match nothing now.
-        if let Some(selected) = query.get().filters.get(&facet) {
-            for v in selected {
-                if !values.iter().any(|(x, _)| x == v) {
-                    values.push((v.clone(), 0));
-                }
+        for v in query.get().selected(facet) {
+            if !values.iter().any(|(x, _)| x == v) {
+                values.push((v.clone(), 0));
             }
         }
         values.truncate(30);

@@ -2,7 +2,9 @@
 //!
 //! - `list.rs`: browse, search, facets, export.
 //! - `add.rs`: the "add a practice" form.
-//! - `practice.rs`: one practice — every field, history, presence, review.
+//! - `practice.rs`: one practice — every field, history, presence; `practice_edit.rs` its
+//!   editing, `review.rs` its review and, for its organization, its internal side.
+//! - `publishing.rs`: publishing, withdrawing and republishing (two documents each).
 //! - `editor.rs`: collaborative text fields.
 //! - `events.rs`: events and the organization directory.
 //! - `route.rs`: which page shows; in-app links and back/forward without reloading.
@@ -12,10 +14,15 @@ mod editor;
 mod events;
 mod list;
 mod practice;
+mod practice_edit;
+mod publishing;
+mod review;
 mod route;
 
+use automerge::Automerge;
 use ibis_shared::model::catalogue::{new_listing, set_entry, Entry};
-use ibis_shared::model::{Author, DocumentKind, Role};
+use ibis_shared::model::publication::organization_author;
+use ibis_shared::model::{kind_of, Author, DocumentKind, ModelError, Role};
 use ibis_shared::DocumentId;
 use leptos::prelude::*;
 
@@ -52,7 +59,18 @@ impl Ctx {
     }
 
     pub fn role(&self) -> Option<Role> {
-        self.node.get().and_then(|n| n.user.and_then(|u| u.role()))
+        self.node.get().and_then(|n| n.role())
+    }
+
+    /// Who a change to `doc` is made by: the person, or in a public document (which never
+    /// names a person) their organization.
+    pub fn author_for(&self, doc: &Automerge) -> Option<Author> {
+        let author = self.author()?;
+        if kind_of(doc) != Some(DocumentKind::Practice) {
+            return Some(author);
+        }
+        let node = self.node.get_untracked()?;
+        Some(organization_author(&author, &node.organization.name))
     }
 }
 
@@ -60,13 +78,23 @@ pub fn ctx() -> Ctx {
     expect_context::<Ctx>()
 }
 
-/// Lists a document in this organization's workspace (and catalogue), creating the
-/// listing from its shared genesis if this browser has never seen it.
+/// Lists a document in this organization's workspace or catalogue.
 pub fn list_in(
     kind: DocumentKind,
     entry: Entry,
     id: DocumentId,
     author: &Author,
+) -> Result<(), String> {
+    change_listing(kind, |doc| {
+        set_entry(doc, kind, entry, id, true, author, now_ms() as i64)
+    })
+}
+
+/// Changes this organization's workspace or catalogue, creating the listing from its
+/// shared genesis if this browser has never seen it.
+pub fn change_listing(
+    kind: DocumentKind,
+    f: impl FnOnce(&mut Automerge) -> Result<(), ModelError>,
 ) -> Result<(), String> {
     let node = ctx()
         .node
@@ -84,9 +112,7 @@ pub fn list_in(
             .map_err(|e| e.to_string())?;
     }
     replica
-        .change(listing, |doc| {
-            set_entry(doc, kind, entry, id, true, author, now_ms() as i64)
-        })
+        .change(listing, f)
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
 }
@@ -319,10 +345,21 @@ fn Account() -> impl IntoView {
             }
         });
     };
+    // What the organization keeps private leaves this browser with the person: then the
+    // page starts again, as a visitor's.
     let logout = move |_| {
         leptos::task::spawn_local(async move {
-            let _ = node_api::logout().await;
-            refresh();
+            if let Err(e) = node_api::logout().await {
+                ctx.signals.notice.set(Some(e.to_string()));
+                return;
+            }
+            let workspace = ctx.node.get_untracked().and_then(|n| n.workspace_id());
+            if let Some(replica) = replica() {
+                replica.forget_private(workspace).await;
+            }
+            if let Some(window) = web_sys::window() {
+                let _ = window.location().reload();
+            }
         });
     };
     view! {
@@ -331,7 +368,7 @@ fn Account() -> impl IntoView {
                 {move || user().map(|u| format!("{} ({})", u.name, u.role)).unwrap_or_default()}
             </span>
             <Show when=accounts>
-                <button on:click=logout>{move || ctx.t("Log out")}</button>
+                <button data-testid="logout" on:click=logout>{move || ctx.t("Log out")}</button>
             </Show>
         </Show>
         <Show when=move || user().is_none() && accounts()>

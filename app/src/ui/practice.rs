@@ -1,25 +1,28 @@
 //! One practice: every field, related practices and events, its history, who else has it
-//! open, and — for members — editing and the review flow.
+//! open, and — for members of its organization — editing (`practice_edit.rs`) and the
+//! review (`review.rs`).
+//!
+//! A page shows one document: a public practice (to anyone), or an internal practice that
+//! is not published (a draft, to members of its organization). On a public practice's page,
+//! members of its organization also see its internal side: the contact whether or not it
+//! consented, the review comments, and what they may do. A withdrawn practice's page leads
+//! to what replaced it.
 
-use ibis_shared::model::catalogue::Entry;
 use ibis_shared::model::facets::Facet;
-use ibis_shared::model::practice::{
-    apply_edit, Contact, PracticeEdit, ScalarField, TagField, TextField,
-};
-use ibis_shared::model::review::{ReviewAction, ReviewState};
-use ibis_shared::model::taxonomy::{
-    self, ACTOR_LEVELS, EVIDENCE_LEVELS, GCM_OBJECTIVES, SDG_GOALS, TARGET_GROUPS, THEMES,
-};
-use ibis_shared::model::{history, DocumentKind, Practice};
+use ibis_shared::model::practice::{Contact, TextField};
+use ibis_shared::model::review::ReviewState;
+use ibis_shared::model::taxonomy::{self, EVIDENCE_LEVELS, SDG_GOALS, TARGET_GROUPS, THEMES};
+use ibis_shared::model::{history, Practice};
 use ibis_shared::DocumentId;
 use leptos::prelude::*;
 
-use super::editor::CollabText;
 use super::list::{actor_label, facet_label};
-use super::{ctx, list_in};
-use crate::replica::{now_ms, replica, sleep};
+use super::practice_edit::EditForm;
+use super::review::Review;
+use super::{ctx, route::navigate};
+use crate::replica::{replica, sleep};
 
-const LONG_TEXTS: [(TextField, &str); 5] = [
+pub const LONG_TEXTS: [(TextField, &str); 5] = [
     (TextField::Context, "Context"),
     (TextField::Process, "Process and activities"),
     (TextField::Outcomes, "Outcomes"),
@@ -42,24 +45,21 @@ impl PartialEq for Current {
     }
 }
 
-#[component]
-pub fn PracticePage(
-    /// The id from the address bar, as written.
-    id: String,
-) -> impl IntoView {
+/// The practice document `id()` names, as it is now (opened when the replica is ready).
+pub fn follow_practice(
+    id: impl Fn() -> Option<DocumentId> + Copy + Send + Sync + 'static,
+) -> Memo<Option<Current>> {
     let ctx = ctx();
-    let parsed = DocumentId::parse(&id).ok();
-    let id = Memo::new(move |_| parsed);
     Effect::new(move |_| {
-        if let (true, Some(id)) = (ctx.ready.get(), id.get()) {
+        if let (true, Some(id)) = (ctx.ready.get(), id()) {
             if let Some(r) = replica() {
                 r.open(id);
             }
         }
     });
-    let practice = Memo::new(move |_| {
+    Memo::new(move |_| {
         ctx.signals.revision.track();
-        let id = id.get()?;
+        let id = id()?;
         replica()?
             .with_doc(&id, |doc| {
                 Practice::load(doc).ok().map(|practice| Current {
@@ -69,11 +69,31 @@ pub fn PracticePage(
                 })
             })
             .flatten()
+    })
+}
+
+#[component]
+pub fn PracticePage(
+    /// The id from the address bar, as written.
+    id: String,
+) -> impl IntoView {
+    let ctx = ctx();
+    let parsed = DocumentId::parse(&id).ok();
+    // Withdrawn by its organization: `Some(new)` if republished as `new`.
+    let replaced = Memo::new(move |_| {
+        ctx.signals.revision.track();
+        ctx.ready.track();
+        replica().and_then(|r| r.replacement(&parsed?))
     });
+    Effect::new(move |_| {
+        if let Some(Some(new)) = replaced.get() {
+            navigate(&format!("/practices/{new}"), true);
+        }
+    });
+    let practice = follow_practice(move || parsed);
     let missing = move || {
         ctx.signals.revision.track();
-        id.get()
-            .is_none_or(|id| replica().is_some_and(|r| r.is_unavailable(&id)))
+        parsed.is_none_or(|id| replica().is_some_and(|r| r.is_unavailable(&id)))
     };
     // Rebuild the page only when a different practice is loaded, not on every change to
     // this one (which would, among other things, throw away edit mode mid-keystroke).
@@ -82,32 +102,62 @@ pub fn PracticePage(
         <p><a href="/">{move || ctx.t("Back to the list")}</a></p>
         {move || match loaded.get() {
             Some(id) => view! { <PracticeView id practice/> }.into_any(),
+            None if replaced.get().is_some() => view! {
+                <p data-testid="withdrawn">{ctx.t("This practice was withdrawn by its organization.")}</p>
+            }.into_any(),
             None if missing() => view! { <p data-testid="not-found">{ctx.t("Not found")}</p> }.into_any(),
             None => view! { <p>{ctx.t("Loading…")}</p> }.into_any(),
         }}
     }
 }
 
-fn edit(id: DocumentId, edit: PracticeEdit) -> Result<(), String> {
-    let author = ctx().author().ok_or("log in to edit")?;
-    let replica = replica().ok_or("storage is not ready")?;
-    replica
-        .change(id, |doc| apply_edit(doc, &edit, &author, now_ms() as i64))
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
 #[component]
 fn PracticeView(id: DocumentId, practice: Memo<Option<Current>>) -> impl IntoView {
     let ctx = ctx();
     let p = move || practice.get().map(|c| c.practice);
+    // Members of the practice's organization: its internal practice (this one, for a
+    // draft; for a public practice, the one that published it, if it is here).
+    let home = Memo::new(move |_| {
+        let member = practice.with(|c| {
+            c.as_ref().is_some_and(|c| {
+                ctx.node
+                    .get()
+                    .is_some_and(|n| n.member_of(&c.practice.provenance.home_organization))
+            })
+        });
+        let draft = practice.with(|c| c.as_ref().is_some_and(|c| c.practice.is_internal()));
+        ctx.signals.revision.track();
+        match (member, draft) {
+            (false, _) => None,
+            (true, true) => Some(id),
+            (true, false) => replica().and_then(|r| r.internal_of(&id)),
+        }
+    });
+    let internal = follow_practice(move || home.get());
     let editing = RwSignal::new(false);
     let problem = RwSignal::new(String::new());
-    let can_edit = move || ctx.role().is_some();
+    // Other organizations' practices are theirs to change (their node would refuse us); a
+    // published one, by editors too unless the organization leaves that to reviewers; a
+    // draft, until it is published (then its public practice is what is edited).
+    let can_edit = move || {
+        let Some(p) = p() else { return false };
+        ctx.node.get().is_some_and(|n| {
+            n.member_of(&p.provenance.home_organization)
+                && n.role().is_some()
+                && if p.is_internal() {
+                    p.public_id().is_none()
+                } else {
+                    n.may_edit_published()
+                }
+        })
+    };
     // Presence: say we are here now and every 10 s; show who else is.
     leptos::task::spawn_local(async move {
         for _ in 0..360 {
-            if let (Some(r), Some(a)) = (replica(), ctx.author()) {
+            // On a public practice, presence names the organization, not the person:
+            // visitors receive it too.
+            let who = replica().and_then(|r| r.with_doc(&id, |doc| ctx.author_for(doc)).flatten());
+            if let (Some(r), Some(a)) = (replica(), who) {
                 r.announce_presence(
                     id,
                     &a.name,
@@ -233,12 +283,12 @@ fn PracticeView(id: DocumentId, practice: Memo<Option<Current>>) -> impl IntoVie
                             <dt>{move || ctx.t(row.0)}</dt><dd>{row.1.clone()}</dd>
                         </For>
                     </dl>
-                    <Contacts practice/>
+                    <Contacts practice internal/>
                 </section>
             }>
-                <EditForm id practice problem/>
+                <EditForm id practice internal problem/>
             </Show>
-            <Review id practice problem/>
+            <Review id practice internal problem/>
             <Related id practice/>
             <History id/>
             <p class="ids"><small>{id.url()}</small></p>
@@ -247,18 +297,16 @@ fn PracticeView(id: DocumentId, practice: Memo<Option<Current>>) -> impl IntoVie
 }
 
 #[component]
-fn Contacts(practice: Memo<Option<Current>>) -> impl IntoView {
+fn Contacts(practice: Memo<Option<Current>>, internal: Memo<Option<Current>>) -> impl IntoView {
     let ctx = ctx();
+    // A public practice holds its contact only with consent; members of its organization
+    // see the internal practice's, consented or not.
     let shown = move || {
-        let p = practice.get()?.practice;
-        let c = p.contact.clone();
-        // Contact details are public only with consent; members of the home organization see them.
-        let member = ctx.node.get().is_some_and(|n| {
-            n.user.is_some() && n.organization.id == p.provenance.home_organization
-        });
-        (c.consent || member)
-            .then_some(c)
-            .filter(|c| !c.name.is_empty() || !c.email.is_empty())
+        internal
+            .get()
+            .or_else(|| practice.get())
+            .map(|c| c.practice.contact)
+            .filter(|c: &Contact| !c.name.is_empty() || !c.email.is_empty())
     };
     let resources = move || {
         practice
@@ -279,207 +327,6 @@ fn Contacts(practice: Memo<Option<Current>>) -> impl IntoView {
                 }).collect_view()}
             </ul>
         </Show>
-    }
-}
-
-#[component]
-fn EditForm(
-    id: DocumentId,
-    practice: Memo<Option<Current>>,
-    problem: RwSignal<String>,
-) -> impl IntoView {
-    let ctx = ctx();
-    let p = move || practice.get().map(|c| c.practice);
-    let apply = move |e: PracticeEdit| problem.set(edit(id, e).err().unwrap_or_default());
-    let scalar = move |field: ScalarField, label: &'static str| {
-        let value = move || p().map(|p| field.of(&p).to_owned()).unwrap_or_default();
-        view! {
-            <label>{move || ctx.t(label)}
-                <input data-testid=format!("edit-{}", field.key()) prop:value=value
-                    on:change=move |ev| apply(PracticeEdit::Scalar { field, value: event_target_value(&ev) })/>
-            </label>
-        }
-    };
-    let choice = move |field: ScalarField,
-                       label: &'static str,
-                       vocab: &'static [taxonomy::Term]| {
-        let value = move || p().map(|p| field.of(&p).to_owned()).unwrap_or_default();
-        view! {
-            <label>{move || ctx.t(label)}
-                <select data-testid=format!("edit-{}", field.key())
-                    on:change=move |ev| apply(PracticeEdit::Scalar { field, value: event_target_value(&ev) })>
-                    <option value="" selected=move || value().is_empty()>{move || ctx.t("Choose…")}</option>
-                    {vocab.iter().map(|t| view! {
-                        <option value=t.key selected=move || value() == t.key>{move || t.label(ctx.lang.get())}</option>
-                    }).collect_view()}
-                </select>
-            </label>
-        }
-    };
-    let tagbox = move |field: TagField, label: &'static str, options: Vec<(String, String)>| {
-        view! {
-            <fieldset class="tags" data-testid=format!("edit-{}", field.key())>
-                <legend>{move || ctx.t(label)}</legend>
-                {options.into_iter().map(|(key, text)| {
-                    let k = key.clone();
-                    let checked = move || p().is_some_and(|p| field.of(&p).contains(&k));
-                    view! {
-                        <label class="check">
-                            <input type="checkbox" prop:checked=checked
-                                on:change=move |ev| apply(PracticeEdit::Tag { field, key: key.clone(), on: event_target_checked(&ev) })/>
-                            {text}
-                        </label>
-                    }
-                }).collect_view()}
-            </fieldset>
-        }
-    };
-    let lang = ctx.lang.get_untracked();
-    let vocab = |v: &'static [taxonomy::Term]| {
-        v.iter()
-            .map(|t| (t.key.to_owned(), t.label(lang).to_owned()))
-            .collect::<Vec<_>>()
-    };
-    let numbered = |v: &[&str]| {
-        v.iter()
-            .enumerate()
-            .map(|(i, t)| ((i + 1).to_string(), format!("{}. {t}", i + 1)))
-            .collect::<Vec<_>>()
-    };
-    let contact = move || p().map(|p| p.contact).unwrap_or_default();
-    let set_contact = move |f: fn(&mut Contact, String), v: String| {
-        let mut c = contact();
-        f(&mut c, v);
-        apply(PracticeEdit::Contact(c));
-    };
-    view! {
-        <section class="edit" data-testid="editor">
-            <CollabText id field=TextField::Title label="Title" rows=1/>
-            <CollabText id field=TextField::Summary label="Summary" rows=3/>
-            {LONG_TEXTS.into_iter().map(|(field, label)| view! { <CollabText id field label rows=6/> }).collect_view()}
-            <div class="row">
-                {scalar(ScalarField::City, "City")}
-                {scalar(ScalarField::Country, "Country")}
-                {scalar(ScalarField::LeadOrganization, "Lead organization")}
-            </div>
-            <label>{move || ctx.t("Partners")}
-                <input data-testid="edit-partners" prop:value=move || p().map(|p| p.partners.join(", ")).unwrap_or_default()
-                    on:change=move |ev| apply(PracticeEdit::Partners(event_target_value(&ev).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()))/>
-            </label>
-            <div class="row">
-                {choice(ScalarField::ActorLevel, "Actor level", ACTOR_LEVELS)}
-                {choice(ScalarField::EvidenceLevel, "Evidence level", EVIDENCE_LEVELS)}
-                {scalar(ScalarField::StartDate, "Start date")}
-                {scalar(ScalarField::EndDate, "End date")}
-                {scalar(ScalarField::Language, "Language")}
-            </div>
-            {tagbox(TagField::Themes, "Themes", vocab(THEMES))}
-            {tagbox(TagField::TargetGroups, "Target groups", vocab(TARGET_GROUPS))}
-            {tagbox(TagField::GcmObjectives, "GCM objectives", numbered(&GCM_OBJECTIVES))}
-            {tagbox(TagField::SdgGoals, "SDG goals", numbered(&SDG_GOALS))}
-            <fieldset>
-                <legend>{move || ctx.t("Contact")}</legend>
-                <label>{move || ctx.t("Name")}<input prop:value=move || contact().name on:change=move |ev| set_contact(|c, v| c.name = v, event_target_value(&ev))/></label>
-                <label>{move || ctx.t("Role")}<input prop:value=move || contact().role on:change=move |ev| set_contact(|c, v| c.role = v, event_target_value(&ev))/></label>
-                <label>{move || ctx.t("Email")}<input type="email" prop:value=move || contact().email on:change=move |ev| set_contact(|c, v| c.email = v, event_target_value(&ev))/></label>
-                <label>{move || ctx.t("Phone")}<input prop:value=move || contact().phone on:change=move |ev| set_contact(|c, v| c.phone = v, event_target_value(&ev))/></label>
-                <label class="check"><input type="checkbox" prop:checked=move || contact().consent
-                    on:change=move |ev| { let mut c = contact(); c.consent = event_target_checked(&ev); apply(PracticeEdit::Contact(c)); }/>
-                    {move || ctx.t("Share contact publicly")}</label>
-            </fieldset>
-            <label>{move || ctx.t("Resources")}
-                <textarea rows="3" data-testid="edit-resources"
-                    prop:value=move || p().map(|p| p.resources.iter().map(|r| format!("{} | {}", r.title, r.url)).collect::<Vec<_>>().join("\n")).unwrap_or_default()
-                    on:change=move |ev| apply(PracticeEdit::Resources(event_target_value(&ev).lines().filter(|l| !l.trim().is_empty()).map(|l| {
-                        let (title, url) = l.rsplit_once('|').unwrap_or(("", l));
-                        ibis_shared::model::practice::Resource { title: title.trim().to_owned(), url: url.trim().to_owned() }
-                    }).collect()))></textarea>
-            </label>
-        </section>
-    }
-}
-
-#[component]
-fn Review(
-    id: DocumentId,
-    practice: Memo<Option<Current>>,
-    problem: RwSignal<String>,
-) -> impl IntoView {
-    let ctx = ctx();
-    let comment = RwSignal::new(String::new());
-    let state = move || {
-        practice
-            .get()
-            .map(|c| c.practice.state())
-            .unwrap_or_default()
-    };
-    let comments = move || {
-        practice
-            .get()
-            .map(|c| c.practice.review.comments)
-            .unwrap_or_default()
-    };
-    let act = move |action: ReviewAction| {
-        let result = edit(
-            id,
-            PracticeEdit::Review {
-                action,
-                comment: comment.get_untracked(),
-            },
-        );
-        let result = result.and_then(|()| {
-            // Published practices are listed in the organization's shared catalogue.
-            match (action, ctx.author()) {
-                (ReviewAction::Publish, Some(author)) => {
-                    list_in(DocumentKind::Catalogue, Entry::Practice, id, &author)
-                }
-                _ => Ok(()),
-            }
-        });
-        match result {
-            Ok(()) => {
-                comment.set(String::new());
-                problem.set(String::new());
-            }
-            Err(e) => problem.set(e),
-        }
-    };
-    let allowed = move |action: ReviewAction| {
-        ctx.role().is_some_and(|role| {
-            ibis_shared::model::review::transition(state(), action, role, "x").is_ok()
-        })
-    };
-    let buttons = [
-        (ReviewAction::Submit, "Submit for review"),
-        (ReviewAction::Publish, "Publish"),
-        (ReviewAction::SendBack, "Send back"),
-        (ReviewAction::Archive, "Archive"),
-        (ReviewAction::Restore, "Restore"),
-        (ReviewAction::Comment, "Comment"),
-    ];
-    view! {
-        <section class="review" aria-labelledby="review-heading">
-            <h2 id="review-heading">{move || ctx.t("Review")}</h2>
-            <ul class="comments" data-testid="review-comments">
-                {move || comments().into_iter().map(|c| view! {
-                    <li><strong>{c.author}</strong> " · " {c.action} " · " <time>{js_date(c.at)}</time>
-                        {(!c.text.is_empty()).then(|| view! { <p>{c.text.clone()}</p> })}</li>
-                }).collect_view()}
-            </ul>
-            <Show when=move || ctx.role().is_some()>
-                <label>{move || ctx.t("Comment")}
-                    <textarea data-testid="review-comment" rows="2" prop:value=comment
-                        on:input=move |ev| comment.set(event_target_value(&ev))></textarea>
-                </label>
-                <div class="actions">
-                    {buttons.into_iter().map(|(action, label)| view! {
-                        <Show when=move || allowed(action)>
-                            <button data-testid=format!("review-{}", action.key()) on:click=move |_| act(action)>{move || ctx.t(label)}</button>
-                        </Show>
-                    }).collect_view()}
-                </div>
-            </Show>
-        </section>
     }
 }
 

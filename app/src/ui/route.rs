@@ -7,8 +7,15 @@
 //! to the browser. (Four pages did not need a router library: this replaced
 //! `leptos_router`, whose generic code was a fifth of the interface's share of the wasm.)
 
+use std::cell::Cell;
+
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
+
+thread_local! {
+    /// The address bar's path, as [`start`] follows it.
+    static PATH: Cell<Option<RwSignal<String>>> = const { Cell::new(None) };
+}
 
 /// The app's pages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,21 +49,14 @@ impl Page {
 /// The page for the address bar, kept current by link clicks and back/forward.
 pub fn start() -> Memo<Page> {
     let path = RwSignal::new(location_path());
+    PATH.with(|p| p.set(Some(path)));
     let back_or_forward = window_event_listener(leptos::ev::popstate, move |_| {
         path.set(location_path());
     });
     let clicks = window_event_listener(leptos::ev::click, move |ev| {
         if let Some(to) = in_app_target(&ev) {
             ev.prevent_default();
-            if let Ok(history) = window().history() {
-                if history
-                    .push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&to))
-                    .is_ok()
-                {
-                    path.set(location_path());
-                    window().scroll_to_with_x_and_y(0.0, 0.0);
-                }
-            }
+            navigate(&to, false);
         }
     });
     on_cleanup(move || {
@@ -64,6 +64,24 @@ pub fn start() -> Memo<Page> {
         clicks.remove();
     });
     Memo::new(move |_| Page::from_path(&path.get()))
+}
+
+/// Shows another of the app's pages, as a link to it would; `replace`: instead of this
+/// one in the history (a page that moved).
+pub fn navigate(to: &str, replace: bool) {
+    let Ok(history) = window().history() else {
+        return;
+    };
+    let url = Some(to);
+    let moved = if replace {
+        history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", url)
+    } else {
+        history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", url)
+    };
+    if let (Ok(()), Some(path)) = (moved, PATH.with(Cell::get)) {
+        path.set(location_path());
+        window().scroll_to_with_x_and_y(0.0, 0.0);
+    }
 }
 
 fn location_path() -> String {

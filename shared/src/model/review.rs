@@ -211,6 +211,9 @@ pub fn may_change_state(from: ReviewState, to: ReviewState, role: Option<Role>) 
         (S::Submitted, S::Draft) => role.can_review(),
         (S::Draft | S::Submitted, S::Published) => role.can_review(),
         (S::Published, S::Archived) | (S::Archived, S::Published) => role >= Role::Admin,
+        // A published practice withdrawn from publication (a mistake erased, see
+        // `publication::withdraw`) goes back to draft.
+        (S::Published | S::Archived, S::Draft) => role.can_review(),
         _ => false,
     }
 }
@@ -279,7 +282,17 @@ mod tests {
             S::Published,
             Some(Role::Reviewer)
         ));
-        assert!(!may_change_state(S::Published, S::Draft, Some(Role::Admin)));
+        assert!(may_change_state(
+            S::Published,
+            S::Draft,
+            Some(Role::Reviewer)
+        ));
+        assert!(!may_change_state(
+            S::Published,
+            S::Draft,
+            Some(Role::Editor)
+        ));
+        assert!(!may_change_state(S::Published, S::Draft, None));
         assert!(!may_change_state(S::Draft, S::Submitted, None));
         assert!(may_change_state(S::Published, S::Published, None));
     }
