@@ -119,17 +119,7 @@ fn event(organization: &str, online_link: &str) -> Vec<u8> {
     doc.save()
 }
 
-fn leb(out: &mut Vec<u8>, mut n: u64) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
+use ibis_shared::bounds::hostile::leb;
 
 /// A saved document whose one op column is deflated and inflates to `mib` MiB of zeros,
 /// with a valid checksum: only its inflated size is wrong with it (as in

@@ -40,29 +40,22 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !state.metrics.healthy.load(Ordering::Relaxed) {
-        // Storage failed: nothing could be kept, so nothing is taken in until it works.
+    // Storage failed: nothing could be kept, so nothing is taken in until it works.
+    let busy = if !state.metrics.healthy.load(Ordering::Relaxed) {
+        Some("the node cannot store changes right now; try again later")
+    } else if state.metrics.connections.load(Ordering::Relaxed) as usize
+        >= state.config.node.max_connections
+    {
+        Some("too many connections; try again later")
+    } else {
+        None
+    };
+    if let Some(why) = busy {
         state
             .metrics
             .connections_refused
             .fetch_add(1, Ordering::Relaxed);
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the node cannot store changes right now; try again later",
-        )
-            .into_response();
-    }
-    let open = state.metrics.connections.load(Ordering::Relaxed) as usize;
-    if open >= state.config.node.max_connections {
-        state
-            .metrics
-            .connections_refused
-            .fetch_add(1, Ordering::Relaxed);
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections; try again later",
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
     }
     let max = state.limits.max_frame_bytes;
     let upgrade = upgrade

@@ -5,7 +5,8 @@ use flate2::{Compress, Compression, FlushCompress};
 
 pub const MIB: usize = 1024 * 1024;
 
-fn leb(out: &mut Vec<u8>, mut n: u64) {
+/// Appends `n` as unsigned LEB128.
+pub fn leb(out: &mut Vec<u8>, mut n: u64) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;

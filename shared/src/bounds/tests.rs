@@ -12,17 +12,7 @@ use super::*;
 
 mod bombs;
 
-pub(super) fn leb(out: &mut Vec<u8>, mut n: u64) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
+pub(super) use super::hostile::leb;
 
 /// Some edits of every kind: map keys, a list, text typed and deleted, a counter.
 fn edit(doc: &mut AutoCommit, round: usize, text_len: usize) {

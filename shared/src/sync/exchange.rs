@@ -209,17 +209,10 @@ where
 
     /// Tells a peer it may not have a document (or that ours cannot be read).
     pub(super) fn refuse(&mut self, conn: ConnectionId, id: DocumentId) {
-        let Some(target_id) = self.peer_id_of(conn) else {
+        if self.peer_id_of(conn).is_none() {
             return;
-        };
-        self.send(
-            conn,
-            &Message::DocUnavailable {
-                sender_id: self.config.peer_id.clone(),
-                target_id,
-                document_id: id,
-            },
-        );
+        }
+        self.send_unavailable(conn, id);
         if let Some(peer) = self
             .connections
             .get_mut(&conn)

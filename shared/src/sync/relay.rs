@@ -151,9 +151,6 @@ where
             .map(|(cid, _)| *cid)
             .collect();
         for conn in wanting {
-            let Some(target_id) = self.peer_id_of(conn) else {
-                continue;
-            };
             if let Some(peer) = self
                 .connections
                 .get_mut(&conn)
@@ -162,14 +159,7 @@ where
                 peer.has = PeerHas::Unavailable;
                 peer.asked = false;
             }
-            self.send(
-                conn,
-                &Message::DocUnavailable {
-                    sender_id: self.config.peer_id.clone(),
-                    target_id,
-                    document_id: id,
-                },
-            );
+            self.send_unavailable(conn, id);
         }
         let someone_has_it = self
             .connections
