@@ -33,8 +33,32 @@ pub enum Incoming {
 pub trait WsMessage: Sized {
     fn classify(self) -> Incoming;
     fn binary(bytes: Vec<u8>) -> Self;
+    /// A close frame with code 1008 (policy violation) and `reason`.
     fn close(reason: String) -> Self;
+    /// A close frame with code 1009 (message too big) and `reason`.
+    fn close_too_big(reason: String) -> Self;
     fn ping() -> Self;
+}
+
+/// A socket's read error, to the pump: a message over the connection's size limit is
+/// answered with close code 1009, any other failure with 1008.
+pub trait SocketError: std::fmt::Display {
+    fn message_too_big(&self) -> bool;
+}
+
+impl SocketError for axum::Error {
+    fn message_too_big(&self) -> bool {
+        // axum wraps its own tungstenite (another version than ours), so its capacity
+        // error cannot be named here; its message is tungstenite's `CapacityError`'s.
+        self.to_string().contains("Message too long")
+    }
+}
+
+impl SocketError for tokio_tungstenite::tungstenite::Error {
+    fn message_too_big(&self) -> bool {
+        use tokio_tungstenite::tungstenite::error::CapacityError;
+        matches!(self, Self::Capacity(CapacityError::MessageTooLong { .. }))
+    }
 }
 
 impl WsMessage for axum::extract::ws::Message {
@@ -53,6 +77,12 @@ impl WsMessage for axum::extract::ws::Message {
     fn close(reason: String) -> Self {
         Self::Close(Some(axum::extract::ws::CloseFrame {
             code: axum::extract::ws::close_code::POLICY,
+            reason: truncate_reason(reason).into(),
+        }))
+    }
+    fn close_too_big(reason: String) -> Self {
+        Self::Close(Some(axum::extract::ws::CloseFrame {
+            code: axum::extract::ws::close_code::SIZE,
             reason: truncate_reason(reason).into(),
         }))
     }
@@ -79,6 +109,14 @@ impl WsMessage for tokio_tungstenite::tungstenite::Message {
         use tokio_tungstenite::tungstenite::protocol::CloseFrame;
         Self::Close(Some(CloseFrame {
             code: CloseCode::Policy,
+            reason: truncate_reason(reason).into(),
+        }))
+    }
+    fn close_too_big(reason: String) -> Self {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        Self::Close(Some(CloseFrame {
+            code: CloseCode::Size,
             reason: truncate_reason(reason).into(),
         }))
     }
@@ -172,7 +210,7 @@ pub async fn pump<S, M, E, P>(
 ) where
     S: Stream<Item = Result<M, E>> + Sink<M> + Unpin,
     M: WsMessage,
-    E: std::fmt::Display,
+    E: SocketError,
     P: Policy + Send + 'static,
     P::Principal: PartialEq + Send,
 {
@@ -233,7 +271,12 @@ pub async fn pump<S, M, E, P>(
                     // Say why, where the socket still listens (a frame over this
                     // connection's size limit ends here, and its sender should know).
                     tracing::debug!(?conn, error = %e, "connection failed");
-                    break Some(format!("connection error: {e}"));
+                    let reason = format!("connection error: {e}");
+                    if e.message_too_big() {
+                        let _ = sink.send(M::close_too_big(reason)).await;
+                        break None;
+                    }
+                    break Some(reason);
                 }
                 None => break None,
             },

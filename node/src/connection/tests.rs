@@ -30,6 +30,9 @@ impl WsMessage for Sent {
     fn close(reason: String) -> Self {
         Self::Close(reason)
     }
+    fn close_too_big(reason: String) -> Self {
+        Self::Close(reason)
+    }
     fn ping() -> Self {
         Self::Frame(Vec::new())
     }
@@ -119,6 +122,8 @@ enum Wire {
     Close(String),
     Ping,
     Pong,
+    /// Read as the socket failing with this error.
+    Fail(String),
 }
 
 impl WsMessage for Wire {
@@ -126,7 +131,7 @@ impl WsMessage for Wire {
         match self {
             Wire::Binary(b) => Incoming::Binary(b),
             Wire::Close(_) => Incoming::Close,
-            Wire::Ping | Wire::Pong => Incoming::Ignore,
+            Wire::Ping | Wire::Pong | Wire::Fail(_) => Incoming::Ignore,
         }
     }
     fn binary(bytes: Vec<u8>) -> Self {
@@ -135,8 +140,17 @@ impl WsMessage for Wire {
     fn close(reason: String) -> Self {
         Wire::Close(reason)
     }
+    fn close_too_big(reason: String) -> Self {
+        Wire::Close(format!("1009 {reason}"))
+    }
     fn ping() -> Self {
         Wire::Ping
+    }
+}
+
+impl SocketError for String {
+    fn message_too_big(&self) -> bool {
+        self.starts_with("too big")
     }
 }
 
@@ -154,6 +168,7 @@ impl Stream for FakeSocket {
     type Item = Result<Wire, String>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.incoming.poll_recv(cx) {
+            Poll::Ready(Some(Wire::Fail(error))) => Poll::Ready(Some(Err(error))),
             Poll::Ready(Some(m)) => {
                 self.read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Poll::Ready(Some(Ok(m)))
@@ -305,6 +320,29 @@ async fn a_busy_engine_stops_the_reading_at_the_connections_budget() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     f.host.shutdown().await;
+}
+
+/// A frame over the size limit ends the connection with close code 1009, which tells the
+/// sender what happened; any other socket error with 1008 and the error.
+#[tokio::test]
+async fn a_frame_too_big_is_answered_with_1009() {
+    for (error, expected) in [
+        (
+            "too big: Message too long",
+            "1009 connection error: too big: Message too long",
+        ),
+        ("reset", "connection error: reset"),
+    ] {
+        let f = fixture(QUIET, true);
+        f.feed.send(Wire::Fail(error.into())).unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while closed_with(&f.sent).is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "not closed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(closed_with(&f.sent).as_deref(), Some(expected));
+        f.host.shutdown().await;
+    }
 }
 
 #[test]
