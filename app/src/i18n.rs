@@ -1,200 +1,23 @@
-//! Interface strings in English, French and Spanish. Keys are the English text; the
-//! choice is remembered in localStorage and defaults to the browser's language.
+//! The app's language: remembered in localStorage, defaulting to the browser's. The
+//! strings themselves are shared with the node's pages (`ibis_shared::i18n`).
 
-pub use ibis_shared::model::taxonomy::Lang;
+pub use ibis_shared::i18n::{tr, Lang};
 
 const STORAGE_KEY: &str = "ibis.lang";
 
-/// (English, French, Spanish)
-const TABLE: &[(&str, &str, &str)] = &[
-    (
-        "Good practices for migrant integration",
-        "Bonnes pratiques d'intégration des migrants",
-        "Buenas prácticas de integración de migrantes",
-    ),
-    ("Practices", "Pratiques", "Prácticas"),
-    ("Events", "Événements", "Eventos"),
-    ("Organizations", "Organisations", "Organizaciones"),
-    (
-        "Add a practice",
-        "Ajouter une pratique",
-        "Añadir una práctica",
-    ),
-    ("Title", "Titre", "Título"),
-    ("City", "Ville", "Ciudad"),
-    ("Country", "Pays", "País"),
-    ("Summary", "Résumé", "Resumen"),
-    ("Theme", "Thème", "Tema"),
-    ("Themes", "Thèmes", "Temas"),
-    ("Publish now", "Publier maintenant", "Publicar ahora"),
-    ("Save", "Enregistrer", "Guardar"),
-    ("Cancel", "Annuler", "Cancelar"),
-    ("Choose…", "Choisir…", "Elegir…"),
-    ("Online", "En ligne", "En línea"),
-    ("Connecting…", "Connexion…", "Conectando…"),
-    ("Offline", "Hors ligne", "Sin conexión"),
-    (
-        "changes waiting",
-        "modifications en attente",
-        "cambios en espera",
-    ),
-    (
-        "all changes saved",
-        "toutes les modifications sont enregistrées",
-        "todos los cambios guardados",
-    ),
-    ("Syncing", "Synchronisation", "Sincronizando"),
-    (
-        "Search practices",
-        "Rechercher des pratiques",
-        "Buscar prácticas",
-    ),
-    (
-        "No practices match.",
-        "Aucune pratique ne correspond.",
-        "Ninguna práctica coincide.",
-    ),
-    ("practices", "pratiques", "prácticas"),
-    ("Clear filters", "Effacer les filtres", "Borrar filtros"),
-    ("Export CSV", "Exporter en CSV", "Exportar CSV"),
-    ("Show more", "Afficher plus", "Mostrar más"),
-    ("Export JSON", "Exporter en JSON", "Exportar JSON"),
-    ("Target group", "Public cible", "Grupo destinatario"),
-    ("Target groups", "Publics cibles", "Grupos destinatarios"),
-    ("GCM objective", "Objectif du PMM", "Objetivo del PMM"),
-    ("GCM objectives", "Objectifs du PMM", "Objetivos del PMM"),
-    (
-        "SDG goals",
-        "Objectifs de développement durable",
-        "Objetivos de Desarrollo Sostenible",
-    ),
-    ("Evidence", "Preuves", "Evidencia"),
-    ("Review state", "État de relecture", "Estado de revisión"),
-    ("draft", "brouillon", "borrador"),
-    ("submitted", "soumise", "enviada"),
-    ("published", "publiée", "publicada"),
-    ("archived", "archivée", "archivada"),
-    ("Context", "Contexte", "Contexto"),
-    (
-        "Process and activities",
-        "Démarche et activités",
-        "Proceso y actividades",
-    ),
-    ("Outcomes", "Résultats", "Resultados"),
-    ("Transferability", "Transférabilité", "Transferibilidad"),
-    ("Funding", "Financement", "Financiación"),
-    (
-        "Lead organization",
-        "Organisation responsable",
-        "Organización responsable",
-    ),
-    ("Partners", "Partenaires", "Socios"),
-    ("Actor level", "Niveau d'acteur", "Nivel del actor"),
-    ("Start date", "Date de début", "Fecha de inicio"),
-    ("End date", "Date de fin", "Fecha de fin"),
-    ("Evidence level", "Niveau de preuve", "Nivel de evidencia"),
-    ("Contact", "Contact", "Contacto"),
-    ("Resources", "Ressources", "Recursos"),
-    ("Language", "Langue", "Idioma"),
-    ("History", "Historique", "Historial"),
-    ("Also here now", "Aussi présents", "También aquí ahora"),
-    ("Edit", "Modifier", "Editar"),
-    ("Done", "Terminé", "Listo"),
-    (
-        "Submit for review",
-        "Soumettre à relecture",
-        "Enviar a revisión",
-    ),
-    ("Publish", "Publier", "Publicar"),
-    ("Send back", "Renvoyer", "Devolver"),
-    ("Archive", "Archiver", "Archivar"),
-    ("Restore", "Restaurer", "Restaurar"),
-    ("Comment", "Commentaire", "Comentario"),
-    (
-        "Review comments",
-        "Commentaires de relecture",
-        "Comentarios de revisión",
-    ),
-    ("Related events", "Événements liés", "Eventos relacionados"),
-    ("Replicated by", "Reproduite par", "Replicada por"),
-    ("Loading…", "Chargement…", "Cargando…"),
-    ("Not found", "Introuvable", "No encontrado"),
-    ("Back to the list", "Retour à la liste", "Volver a la lista"),
-    ("Log in", "Se connecter", "Iniciar sesión"),
-    ("Log out", "Se déconnecter", "Cerrar sesión"),
-    ("Name", "Nom", "Nombre"),
-    ("Password", "Mot de passe", "Contraseña"),
-    ("Visitor", "Visiteur", "Visitante"),
-    ("Kind", "Type", "Tipo"),
-    ("Website", "Site web", "Sitio web"),
-    ("Date", "Date", "Fecha"),
-    ("Place", "Lieu", "Lugar"),
-    ("Online link", "Lien en ligne", "Enlace en línea"),
-    ("Recording", "Enregistrement", "Grabación"),
-    ("Organizers", "Organisateurs", "Organizadores"),
-    ("Add an event", "Ajouter un événement", "Añadir un evento"),
-    ("Description", "Description", "Descripción"),
-    (
-        "No events yet.",
-        "Aucun événement pour l'instant.",
-        "Todavía no hay eventos.",
-    ),
-    (
-        "Connect to your node once to load the catalogue.",
-        "Connectez-vous une fois à votre nœud pour charger le catalogue.",
-        "Conéctese una vez a su nodo para cargar el catálogo.",
-    ),
-    ("Skip to content", "Aller au contenu", "Ir al contenido"),
-    (
-        "Share contact publicly",
-        "Contact public",
-        "Contacto público",
-    ),
-    ("Email", "Courriel", "Correo electrónico"),
-    ("Phone", "Téléphone", "Teléfono"),
-    ("Role", "Fonction", "Cargo"),
-    ("Practice", "Pratique", "Práctica"),
-    ("by", "par", "por"),
-    ("Review", "Relecture", "Revisión"),
-    (
-        "This practice was withdrawn by its organization.",
-        "Cette pratique a été retirée par son organisation.",
-        "Esta práctica fue retirada por su organización.",
-    ),
-    (
-        "This practice is published: see its public page.",
-        "Cette pratique est publiée : voir sa page publique.",
-        "Esta práctica está publicada: vea su página pública.",
-    ),
-    (
-        "Unchecking this withdraws the published practice, whose history holds the contact, and republishes it without the contact at a new address.",
-        "Décocher cette case retire la pratique publiée, dont l'historique contient le contact, et la republie sans le contact à une nouvelle adresse.",
-        "Desmarcar esta casilla retira la práctica publicada, cuyo historial contiene el contacto, y la vuelve a publicar sin el contacto en una nueva dirección.",
-    ),
-    ("Erase", "Effacer", "Borrar"),
-    (
-        "Erasing withdraws this published practice from every ibis node and app that holds it, and returns it to draft here. Copies on servers outside the network cannot be recalled.",
-        "Effacer retire cette pratique publiée de chaque nœud et application ibis qui la détient, et la remet en brouillon ici. Les copies sur des serveurs hors du réseau ne peuvent pas être rappelées.",
-        "Borrar retira esta práctica publicada de cada nodo y aplicación ibis que la tenga, y la devuelve a borrador aquí. Las copias en servidores fuera de la red no se pueden recuperar.",
-    ),
-    ("Erase for good", "Effacer définitivement", "Borrar definitivamente"),
-];
-
-/// The interface string for `english` in `lang` (English if there is no entry).
-pub fn tr(lang: Lang, english: &'static str) -> &'static str {
-    match lang {
-        Lang::En => english,
-        Lang::Fr | Lang::Es => TABLE
-            .iter()
-            .find(|(en, _, _)| *en == english)
-            .map(|(_, fr, es)| if lang == Lang::Fr { *fr } else { *es })
-            .unwrap_or(english),
-    }
-}
-
-/// The remembered language, or the browser's, or English.
+/// The address's language (`?lang=`, as the node's pages write it), or the remembered
+/// one, or the browser's, or English.
 pub fn initial_lang() -> Lang {
     let window = web_sys::window();
+    let in_address = window
+        .as_ref()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
+        .and_then(|params| params.get("lang"))
+        .and_then(|code| Lang::from_code(&code));
+    if let Some(lang) = in_address {
+        return lang;
+    }
     let stored = window
         .as_ref()
         .and_then(|w| w.local_storage().ok().flatten())
@@ -212,25 +35,5 @@ pub fn initial_lang() -> Lang {
 pub fn remember(lang: Lang) {
     if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
         let _ = storage.set_item(STORAGE_KEY, lang.code());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_string_is_translated_once() {
-        let mut seen = std::collections::HashSet::new();
-        for (en, fr, es) in TABLE {
-            assert!(seen.insert(*en), "`{en}` appears twice");
-            assert!(
-                !fr.is_empty() && !es.is_empty(),
-                "`{en}` lacks a translation"
-            );
-        }
-        assert_eq!(tr(Lang::Fr, "Practices"), "Pratiques");
-        assert_eq!(tr(Lang::Es, "Offline"), "Sin conexión");
-        assert_eq!(tr(Lang::Fr, "untranslated text"), "untranslated text");
     }
 }

@@ -2,7 +2,6 @@
 //!
 //! - `replica/`: the shared sync engine hosted on IndexedDB and a WebSocket.
 //! - `node_api.rs`: who the node and the user are; login. `json.rs`: reading JSON.
-//! - `search.rs`: search and facets over the local replica.
 //! - `i18n.rs`: interface strings in English, French and Spanish.
 //! - `ui/`: the pages.
 
@@ -10,13 +9,12 @@ mod i18n;
 mod json;
 mod node_api;
 mod replica;
-mod search;
 mod ui;
 
 fn main() {
     console_error_panic_hook::set_once();
     register_service_worker();
-    leptos::mount::mount_to_body(ui::App);
+    ui::mount();
 }
 
 /// The service worker keeps the app itself cached, so it starts offline.

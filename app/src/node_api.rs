@@ -85,7 +85,7 @@ impl NodeInfo {
     }
 
     fn id(url: &str) -> Option<DocumentId> {
-        DocumentId::parse(url.trim_start_matches("automerge:")).ok()
+        DocumentId::parse_id_or_url(url).ok()
     }
     pub fn directory_id(&self) -> Option<DocumentId> {
         Self::id(&self.directory)

@@ -189,18 +189,7 @@ impl PracticeIndex {
                         .execute(params![id, facet.key(), value])?;
                     }
                 }
-                let body = [
-                    r.summary.as_str(),
-                    &r.context,
-                    &r.process,
-                    &r.outcomes,
-                    &r.transferability,
-                    &r.city,
-                    ibis_shared::model::countries::country_name(&r.country).unwrap_or(""),
-                    &r.lead_organization,
-                    &r.partners.join(" "),
-                ]
-                .join("\n");
+                let body = ibis_shared::search::searchable_text(r);
                 tx.prepare_cached(
                     "INSERT INTO practice_text (rowid, id, title, body) VALUES (?1, ?2, ?3, ?4)",
                 )?
@@ -339,6 +328,22 @@ impl PracticeIndex {
         })
     }
 
+    /// A document as storage holds it (the index shares the store's database), without
+    /// asking the engine: for the public pages, which must not keep documents in memory.
+    /// `None` if it is not stored or its stored data does not load.
+    pub fn stored_document(&self, id: &DocumentId) -> Result<Option<Automerge>, IndexError> {
+        let chunks: Vec<Vec<u8>> = self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT bytes FROM chunks WHERE document = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map([id.as_bytes().as_slice()], |r| r.get::<_, Vec<u8>>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })?;
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        Ok(Automerge::load(&chunks.concat()).ok())
+    }
+
     /// Rebuilds the index from storage if it was built by another version of this code.
     pub fn rebuild_if_stale(&self) -> Result<usize, IndexError> {
         let version: Option<String> = self.with(|c| {
@@ -376,13 +381,7 @@ impl PracticeIndex {
             let Ok(id) = DocumentId::from_slice(&key) else {
                 continue;
             };
-            let chunks: Vec<Vec<u8>> = self.with(|c| {
-                let mut stmt =
-                    c.prepare_cached("SELECT bytes FROM chunks WHERE document = ?1 ORDER BY seq")?;
-                let rows = stmt.query_map([&key], |r| r.get::<_, Vec<u8>>(0))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })?;
-            let Ok(doc) = Automerge::load(&chunks.concat()) else {
+            let Some(doc) = self.stored_document(&id)? else {
                 tracing::warn!(document = %id, "not indexed: stored data does not load");
                 continue;
             };

@@ -28,6 +28,7 @@ pub mod init;
 pub mod limits;
 pub mod metrics;
 pub mod migrate;
+pub mod pages;
 pub mod policy;
 pub mod quota;
 pub mod registry;

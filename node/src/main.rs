@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use ibis_node::{AuthMode, Durability, InitOptions, Network, ServeOptions};
-use ibis_shared::AutomergeUrl;
 
 #[derive(Parser)]
 #[command(name = "ibis-node", version, about = "Run and administer an ibis node")]
@@ -635,12 +634,7 @@ fn peer(command: PeerCommand) -> anyhow::Result<std::process::ExitCode> {
 }
 
 fn parse_url(url: &str) -> anyhow::Result<ibis_shared::DocumentId> {
-    let parsed = if url.starts_with("automerge:") {
-        AutomergeUrl::parse(url)?.document_id
-    } else {
-        ibis_shared::DocumentId::parse(url)?
-    };
-    Ok(parsed)
+    Ok(ibis_shared::DocumentId::parse_id_or_url(url)?)
 }
 
 async fn wait_for_signal() {

@@ -94,6 +94,16 @@ impl DocumentId {
         Ok(id)
     }
 
+    /// A document id as people and programs write it: bare, or as an `automerge:` URL
+    /// (with `#heads` or not).
+    pub fn parse_id_or_url(s: &str) -> Result<Self, DocumentIdError> {
+        if s.starts_with(URL_PREFIX) {
+            AutomergeUrl::parse(s).map(|u| u.document_id)
+        } else {
+            Self::parse(s)
+        }
+    }
+
     /// The `automerge:<id>` URL of this document.
     pub fn url(&self) -> String {
         format!("{URL_PREFIX}{self}")

@@ -295,6 +295,16 @@ fn css_testid(testid: &str) -> String {
 
 impl Browser {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(true).await
+    }
+
+    /// A browser whose pages run no JavaScript (as a visitor who turned it off, or a
+    /// crawler, reads them). WebDriver's own scripts still run.
+    pub async fn without_javascript() -> anyhow::Result<Self> {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(javascript: bool) -> anyhow::Result<Self> {
         let port = free_port()?;
         let driver = Command::new(chromedriver_path())
             .arg(format!("--port={port}"))
@@ -315,7 +325,10 @@ impl Browser {
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1200,900",
                     format!("--user-data-dir={}", profile.path().display()),
-                ]
+                ],
+                "prefs": {
+                    "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }
+                }
             }
         });
         let caps = match caps {
@@ -340,6 +353,37 @@ impl Browser {
             driver,
             _profile: profile,
         })
+    }
+
+    /// What the pages logged at level SEVERE (errors, uncaught exceptions, failed
+    /// loads) since the last call (ChromeDriver's log endpoint).
+    pub async fn console_errors(&self) -> anyhow::Result<Vec<String>> {
+        let entries = self.client.issue_cmd(BrowserLog).await?;
+        Ok(entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect())
+    }
+
+    /// Makes requests for addresses matching these patterns (`*` wildcards) fail: to read
+    /// the node's own page with scripts on but the app kept from loading.
+    pub async fn block_urls(&self, patterns: &[&str]) -> anyhow::Result<()> {
+        self.client
+            .issue_cmd(DevTools {
+                method: "Network.enable",
+                params: serde_json::json!({}),
+            })
+            .await?;
+        self.client
+            .issue_cmd(DevTools {
+                method: "Network.setBlockedURLs",
+                params: serde_json::json!({ "urls": patterns }),
+            })
+            .await?;
+        Ok(())
     }
 
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
@@ -455,6 +499,71 @@ impl Browser {
 }
 
 /// `tests/js`, where the JS peers live (with their npm packages installed).
+/// ChromeDriver's (non-standard) command for the browser console's log.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// ChromeDriver's command for a Chrome DevTools Protocol method.
+#[derive(Debug)]
+struct DevTools {
+    method: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.method, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Serious and critical axe-core violations on the browser's current page.
+pub async fn axe(browser: &Browser) -> Vec<serde_json::Value> {
+    let source = std::fs::read_to_string(js_dir().join("node_modules/axe-core/axe.min.js"))
+        .expect("axe-core is installed (npm ci in tests/js)");
+    browser.script(&source).await.expect("load axe");
+    let result = browser
+        .script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then(r => done(
+               r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                              nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) }))));",
+        )
+        .await
+        .expect("run axe");
+    result.as_array().cloned().unwrap_or_default()
+}
+
 pub fn js_dir() -> PathBuf {
     std::env::var_os("IBIS_JS_DIR")
         .map(PathBuf::from)

@@ -9,7 +9,7 @@ use fantoccini::key::Key;
 use fantoccini::Locator;
 use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::Role;
-use ibis_tests::{browser_tests_enabled, eventually, Browser, Federation, WAIT};
+use ibis_tests::{axe, browser_tests_enabled, eventually, Browser, Federation, WAIT};
 
 /// Saves a screenshot under `IBIS_SCREENSHOTS` when that is set (for docs/). A relative
 /// directory is taken from the workspace root (tests run in `tests/`).
@@ -659,26 +659,6 @@ async fn a_draft_is_invisible_to_partners_and_anonymous_visitors_until_published
     })
     .await
     .expect("finishes in time");
-}
-
-/// Serious and critical axe-core violations on the current page.
-async fn axe(browser: &Browser) -> Vec<serde_json::Value> {
-    let source =
-        std::fs::read_to_string(ibis_tests::js_dir().join("node_modules/axe-core/axe.min.js"))
-            .expect("axe-core is installed (npm ci in tests/js)");
-    browser.script(&source).await.expect("load axe");
-    let result = browser
-        .script_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, { resultTypes: ['violations'] }).then(r => done(
-               r.violations
-                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                 .map(v => ({ id: v.id, impact: v.impact, help: v.help,
-                              nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) }))));",
-        )
-        .await
-        .expect("run axe");
-    result.as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ use ibis_shared::DocumentId;
 
 use super::{heads_of, now_ms, Replica};
 use crate::json::Json;
-use crate::search::Indexed;
+use ibis_shared::search::Indexed;
 
 /// A practice as the list shows it, and the document heads it was made from.
 pub(super) struct Summary {
@@ -374,7 +374,7 @@ pub(super) fn parse_redirects(text: &str) -> Vec<(DocumentId, Option<DocumentId>
             Some((DocumentId::parse(old).ok()?, DocumentId::parse(new).ok()))
         })
         .collect();
-    crate::search::sorted(redirects, &|a, b| a.0.cmp(&b.0))
+    ibis_shared::search::sorted(redirects, &|a, b| a.0.cmp(&b.0))
 }
 
 /// Which summaries the list shows: public practices, and internal practices whose public

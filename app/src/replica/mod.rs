@@ -36,8 +36,8 @@ use ibis_shared::sync::{
 use ibis_shared::DocumentId;
 use leptos::prelude::*;
 
-use crate::search::Indexed;
 use follow::{StoredSummary, Summary, Withdrawal};
+use ibis_shared::search::Indexed;
 
 pub use idb::IdbError;
 pub use jobs::{mark_once, sleep};

@@ -17,8 +17,9 @@ pub fn EventsPage() -> impl IntoView {
     let events = move || {
         ctx.signals.revision.track();
         let list = replica().map(|r| r.events()).unwrap_or_default();
-        crate::search::sorted(list, &|a, b| b.1.date.cmp(&a.1.date))
+        ibis_shared::search::sorted(list, &|a, b| b.1.date.cmp(&a.1.date))
     };
+    Effect::new(move |_| ctx.shown.set(Some(events().len())));
     let adding = RwSignal::new(false);
     view! {
         <section class="events">
@@ -132,6 +133,10 @@ pub fn DirectoryPage() -> impl IntoView {
             .with_doc(&id, |doc| Directory::load(doc).ok())
             .flatten()
     };
+    Effect::new(move |_| {
+        ctx.shown
+            .set(Some(organizations().map_or(0, |d| d.organizations.len())));
+    });
     view! {
         <section class="directory">
             <h1>{move || organizations().map(|d| d.name).filter(|n| !n.is_empty()).unwrap_or_else(|| ctx.t("Organizations").to_owned())}</h1>

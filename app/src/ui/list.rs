@@ -3,67 +3,17 @@
 
 use std::sync::Arc;
 
-use ibis_shared::model::facets::Facet;
+use ibis_shared::model::facets::{facet_label, facet_title, state_word, Facet};
 use ibis_shared::model::record::{PracticeRecord, CSV_COLUMNS};
 use ibis_shared::model::review::ReviewState;
-use ibis_shared::model::taxonomy::{
-    self, Lang, ACTOR_LEVELS, EVIDENCE_LEVELS, TARGET_GROUPS, THEMES,
-};
 use leptos::prelude::*;
 
 use super::{add::AddPractice, ctx, download};
 use crate::replica::{mark_once, replica};
-use crate::search::{Index, Query};
+use ibis_shared::search::{Index, Query};
 
 /// Practices shown at first, and added by each "Show more".
 const PAGE: usize = 50;
-
-/// How a facet value reads in the interface language.
-pub fn facet_label(facet: Facet, value: &str, lang: Lang) -> String {
-    let term = |vocab| taxonomy::find(vocab, value).map(|t| t.label(lang).to_owned());
-    let label = match facet {
-        Facet::Theme => term(THEMES),
-        Facet::TargetGroup => term(TARGET_GROUPS),
-        Facet::EvidenceLevel => term(EVIDENCE_LEVELS),
-        Facet::Country => ibis_shared::model::countries::country_name(value).map(str::to_owned),
-        Facet::GcmObjective => value
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| taxonomy::GCM_OBJECTIVES.get(n.wrapping_sub(1)))
-            .map(|t| format!("{value}. {t}")),
-        Facet::ReviewState => Some(crate::i18n::tr(lang, state_word(value)).to_owned()),
-        Facet::City => None,
-    };
-    label.unwrap_or_else(|| value.to_owned())
-}
-
-fn state_word(key: &str) -> &'static str {
-    match ReviewState::from_key(key) {
-        Some(ReviewState::Draft) => "draft",
-        Some(ReviewState::Submitted) => "submitted",
-        Some(ReviewState::Published) => "published",
-        Some(ReviewState::Archived) => "archived",
-        None => "draft",
-    }
-}
-
-pub fn actor_label(key: &str, lang: Lang) -> String {
-    taxonomy::find(ACTOR_LEVELS, key)
-        .map(|t| t.label(lang).to_owned())
-        .unwrap_or_else(|| key.to_owned())
-}
-
-fn facet_title(facet: Facet) -> &'static str {
-    match facet {
-        Facet::Theme => "Theme",
-        Facet::Country => "Country",
-        Facet::City => "City",
-        Facet::TargetGroup => "Target group",
-        Facet::GcmObjective => "GCM objective",
-        Facet::EvidenceLevel => "Evidence",
-        Facet::ReviewState => "Review state",
-    }
-}
 
 fn to_csv(records: &[PracticeRecord]) -> String {
     let field = |s: &str| {
@@ -107,7 +57,14 @@ impl<T> PartialEq for Shared<T> {
 #[component]
 pub fn ListPage() -> impl IntoView {
     let ctx = ctx();
-    let query = RwSignal::new(Query::default());
+    // The search is the address's (a shared link, the server's page), and the address
+    // follows the search.
+    let query = RwSignal::new(super::route::search_in_address());
+    Effect::watch(
+        move || query.get(),
+        |query, _, _| super::route::show_search_in_address(query),
+        false,
+    );
     // The index is rebuilt when documents change, not on every keystroke.
     let index = Memo::new(move |_| {
         ctx.signals.revision.track();
@@ -117,6 +74,7 @@ pub fn ListPage() -> impl IntoView {
         )))
     });
     let results = Memo::new(move |_| Shared(Arc::new(index.get().0.search(&query.get()))));
+    Effect::new(move |_| ctx.shown.set(Some(results.get().0.hits.len())));
     // The list shows a page at a time; a new search starts again at the first page.
     let limit = RwSignal::new(PAGE);
     Effect::watch(move || query.track(), move |_, _, _| limit.set(PAGE), false);
@@ -205,7 +163,7 @@ pub fn ListPage() -> impl IntoView {
 fn FacetBox(
     facet: Facet,
     query: RwSignal<Query>,
-    results: Memo<Shared<crate::search::Results>>,
+    results: Memo<Shared<ibis_shared::search::Results>>,
 ) -> impl IntoView {
     let ctx = ctx();
     let values = move || {
@@ -293,13 +251,5 @@ mod tests {
         assert!(csv.starts_with("id,title,summary,"));
         assert!(csv.contains("\"Desks, \"\"one-stop\"\"\""));
         assert!(csv.contains("\"line one\nline two\""));
-    }
-
-    #[test]
-    fn labels_follow_the_language() {
-        assert_eq!(facet_label(Facet::Theme, "housing", Lang::Fr), "Logement");
-        assert_eq!(facet_label(Facet::Country, "BR", Lang::En), "Brazil");
-        assert!(facet_label(Facet::GcmObjective, "16", Lang::En).starts_with("16. "));
-        assert_eq!(facet_label(Facet::City, "Lyon", Lang::Es), "Lyon");
     }
 }

@@ -18,6 +18,7 @@ mod practice_edit;
 mod publishing;
 mod review;
 mod route;
+mod takeover;
 
 use automerge::Automerge;
 use ibis_shared::model::catalogue::{new_listing, set_entry, Entry};
@@ -39,6 +40,8 @@ pub struct Ctx {
     pub signals: Signals,
     /// The replica has started (storage opened).
     pub ready: RwSignal<bool>,
+    /// How many rows the current page shows (see `takeover.rs`), once it knows.
+    pub shown: RwSignal<Option<usize>>,
     pub problem: RwSignal<Option<String>>,
 }
 
@@ -169,6 +172,11 @@ fn open_roots(replica: &Replica, node: Option<&NodeInfo>) {
     }
 }
 
+/// Starts the app (over the node's page, if it rendered one).
+pub fn mount() {
+    takeover::mount(App);
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     let lang = RwSignal::new(i18n::initial_lang());
@@ -177,6 +185,7 @@ pub fn App() -> impl IntoView {
         node: RwSignal::new(None),
         signals: Signals::new(),
         ready: RwSignal::new(false),
+        shown: RwSignal::new(None),
         problem: RwSignal::new(None),
     };
     provide_context(ctx);
@@ -206,6 +215,7 @@ pub fn App() -> impl IntoView {
         }
     });
     let page = route::start();
+    takeover::watch(ctx, page);
     view! {
         <a class="skip" href="#main">{move || ctx.t("Skip to content")}</a>
         <Header/>

@@ -8,27 +8,20 @@
 //! consented, the review comments, and what they may do. A withdrawn practice's page leads
 //! to what replaced it.
 
+use ibis_shared::model::display::{self, LONG_TEXTS};
 use ibis_shared::model::facets::Facet;
-use ibis_shared::model::practice::{Contact, TextField};
+use ibis_shared::model::practice::Contact;
+use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::review::ReviewState;
-use ibis_shared::model::taxonomy::{self, EVIDENCE_LEVELS, SDG_GOALS, TARGET_GROUPS, THEMES};
 use ibis_shared::model::{history, Practice};
 use ibis_shared::DocumentId;
 use leptos::prelude::*;
 
-use super::list::{actor_label, facet_label};
 use super::practice_edit::EditForm;
 use super::review::Review;
 use super::{ctx, route::navigate};
 use crate::replica::{replica, sleep};
-
-pub const LONG_TEXTS: [(TextField, &str); 5] = [
-    (TextField::Context, "Context"),
-    (TextField::Process, "Process and activities"),
-    (TextField::Outcomes, "Outcomes"),
-    (TextField::Transferability, "Transferability"),
-    (TextField::Funding, "Funding"),
-];
+use ibis_shared::model::facets::facet_label;
 
 /// A practice as loaded, identified by its heads (so the page re-renders only when the
 /// document actually changed).
@@ -78,7 +71,7 @@ pub fn PracticePage(
     id: String,
 ) -> impl IntoView {
     let ctx = ctx();
-    let parsed = DocumentId::parse(&id).ok();
+    let parsed = DocumentId::parse_id_or_url(&id).ok();
     // Withdrawn by its organization: `Some(new)` if republished as `new`.
     let replaced = Memo::new(move |_| {
         ctx.signals.revision.track();
@@ -98,6 +91,7 @@ pub fn PracticePage(
     // Rebuild the page only when a different practice is loaded, not on every change to
     // this one (which would, among other things, throw away edit mode mid-keystroke).
     let loaded = Memo::new(move |_| practice.with(|p| p.as_ref().map(|c| c.id)));
+    Effect::new(move |_| ctx.shown.set(Some(usize::from(loaded.get().is_some()))));
     view! {
         <p><a href="/">{move || ctx.t("Back to the list")}</a></p>
         {move || match loaded.get() {
@@ -177,64 +171,8 @@ fn PracticeView(id: DocumentId, practice: Memo<Option<Current>>) -> impl IntoVie
     };
     let lang = move || ctx.lang.get();
     let facts = move || {
-        let Some(p) = p() else { return Vec::new() };
-        let l = lang();
-        let label = |vocab, key: &str| {
-            taxonomy::find(vocab, key)
-                .map(|t| t.label(l).to_owned())
-                .unwrap_or_else(|| key.to_owned())
-        };
-        let mut rows: Vec<(&'static str, String)> = vec![
-            ("Lead organization", p.lead_organization.clone()),
-            ("Partners", p.partners.join(", ")),
-            (
-                "Themes",
-                p.themes
-                    .iter()
-                    .map(|k| label(THEMES, k))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            (
-                "Target groups",
-                p.target_groups
-                    .iter()
-                    .map(|k| label(TARGET_GROUPS, k))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            (
-                "GCM objectives",
-                p.gcm_objectives
-                    .iter()
-                    .map(|k| facet_label(Facet::GcmObjective, k, l))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            (
-                "SDG goals",
-                p.sdg_goals
-                    .iter()
-                    .map(|k| {
-                        let t = k
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|n| SDG_GOALS.get(n.wrapping_sub(1)))
-                            .copied()
-                            .unwrap_or("");
-                        format!("{k}. {t}")
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            ("Actor level", actor_label(&p.actor_level, l)),
-            ("Start date", p.start_date.clone()),
-            ("End date", p.end_date.clone()),
-            ("Evidence level", label(EVIDENCE_LEVELS, &p.evidence_level)),
-            ("Language", p.language.clone()),
-        ];
-        rows.retain(|(_, v)| !v.trim().is_empty());
-        rows
+        p().map(|p| display::facts(&PracticeRecord::from_practice(None, &p, true), lang()))
+            .unwrap_or_default()
     };
     let state = move || p().map(|p| p.state()).unwrap_or_default();
     view! {

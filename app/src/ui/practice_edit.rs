@@ -13,7 +13,9 @@ use ibis_shared::DocumentId;
 use leptos::prelude::*;
 
 use super::editor::CollabText;
-use super::practice::{Current, LONG_TEXTS};
+use ibis_shared::model::display::LONG_TEXTS;
+
+use super::practice::Current;
 use super::{ctx, publishing, route::navigate};
 use crate::replica::{now_ms, replica};
 

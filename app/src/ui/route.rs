@@ -9,6 +9,7 @@
 
 use std::cell::Cell;
 
+use ibis_shared::model::list_query::ListQuery;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -84,13 +85,65 @@ pub fn navigate(to: &str, replace: bool) {
     }
 }
 
+/// The search the address bar holds (`/?q=housing&country=FR`): a shared link, or the
+/// server's list page the app took over, opens on the same search.
+pub fn search_in_address() -> ListQuery {
+    let search = window().location().search().unwrap_or_default();
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return ListQuery::default();
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(entries) = js_sys::try_iter(&params.entries()).ok().flatten() {
+        for entry in entries.flatten().take(64) {
+            let entry = js_sys::Array::from(&entry);
+            if let (Some(k), Some(v)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
+                pairs.push((k, v));
+            }
+        }
+    }
+    ListQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Writes `query` into the address bar (replacing the entry: typing is not history),
+/// keeping a chosen language; the list shows more rows instead of pages, so no page.
+pub fn show_search_in_address(query: &ListQuery) {
+    let Ok(params) = web_sys::UrlSearchParams::new() else {
+        return;
+    };
+    for (key, value) in query.to_pairs() {
+        if key != "page" {
+            params.append(key, &value);
+        }
+    }
+    let current = window().location().search().unwrap_or_default();
+    if let Some(lang) = web_sys::UrlSearchParams::new_with_str(&current)
+        .ok()
+        .and_then(|p| p.get("lang"))
+    {
+        params.append("lang", &lang);
+    }
+    let search = String::from(params.to_string());
+    let url = if search.is_empty() {
+        location_path()
+    } else {
+        format!("{}?{search}", location_path())
+    };
+    if url != format!("{}{current}", location_path()) {
+        if let Ok(history) = window().history() {
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+        }
+    }
+}
+
 fn location_path() -> String {
     window().location().pathname().unwrap_or_default()
 }
 
 /// Where a click should take the app, if it is a plain click on a link to one of its pages.
 fn in_app_target(ev: &web_sys::MouseEvent) -> Option<String> {
-    if ev.default_prevented()
+    // Until the app takes over, the visitor is on the node's page: its links load pages.
+    if !super::takeover::taken_over()
+        || ev.default_prevented()
         || ev.button() != 0
         || ev.ctrl_key()
         || ev.meta_key()

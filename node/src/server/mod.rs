@@ -14,7 +14,7 @@ pub mod client_address;
 pub mod connection_slots;
 pub mod login_guard;
 pub mod origin;
-mod practices;
+pub(crate) mod practices;
 pub(crate) mod sync;
 
 use std::collections::HashMap;
@@ -103,22 +103,19 @@ pub fn router(state: AppState, app_dir: Option<PathBuf>) -> Router {
         .route("/api/practices.csv", get(practices::csv))
         .route("/api/practices/{id}", get(practices::one))
         .route("/feed.atom", get(practices::feed))
+        .merge(crate::pages::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
+    // The app's files, and for any other address a real 404 page (in the app's shell, so
+    // the app shows its own "not found" once loaded).
+    let shell = Arc::new(crate::pages::Shell::new(app_dir.as_deref()));
+    let not_found = get(crate::pages::not_found);
     let router = match app_dir {
-        Some(dir) => {
-            let index = dir.join("index.html");
-            router.fallback_service(
-                tower_http::services::ServeDir::new(dir)
-                    .fallback(tower_http::services::ServeFile::new(index)),
-            )
-        }
-        None => router.fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                "this node serves no app (start it with --app-dir)",
-            )
-        }),
+        Some(dir) => router.fallback_service(
+            tower_http::services::ServeDir::new(dir).fallback(not_found.with_state(state.clone())),
+        ),
+        None => router.fallback(not_found),
     };
+    let router = router.layer(axum::Extension(shell));
     // Request spans name the method and the path only: the query may hold a credential
     // (`?token=`, which browsers' WebSockets must use), and headers hold cookies.
     let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(

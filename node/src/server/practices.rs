@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::pages::parse_id;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +12,6 @@ use axum::Json;
 use ibis_shared::model::facets::Facet;
 use ibis_shared::model::record::{PracticeRecord, CSV_COLUMNS};
 use ibis_shared::model::review::ReviewState;
-use ibis_shared::{AutomergeUrl, DocumentId};
 use serde_json::json;
 
 use super::{access, AppState};
@@ -119,14 +119,6 @@ pub async fn list(
     }
 }
 
-fn parse_id(text: &str) -> Option<DocumentId> {
-    if text.starts_with("automerge:") {
-        AutomergeUrl::parse(text).ok().map(|u| u.document_id)
-    } else {
-        DocumentId::parse(text).ok()
-    }
-}
-
 pub async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -193,7 +185,7 @@ fn xml_allowed(c: char) -> bool {
 
 /// Text for an XML text node or attribute value: escaped, and without the characters
 /// XML 1.0 forbids (which no escape can carry).
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -210,7 +202,7 @@ fn xml(text: &str) -> String {
 }
 
 /// RFC 3339 for milliseconds since the epoch (UTC).
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -305,6 +297,7 @@ fn atom(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ibis_shared::DocumentId;
 
     #[test]
     fn dates_and_escaping() {

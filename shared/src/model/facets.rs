@@ -3,6 +3,7 @@
 //! same keys and values.
 
 use super::record::PracticeRecord;
+use super::taxonomy::Lang;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Facet {
@@ -43,8 +44,16 @@ impl Facet {
         Self::ALL.into_iter().find(|f| f.key() == key)
     }
 
-    /// The facet's values for one practice (several for tags, one or none otherwise).
+    /// The facet's values for one practice (several for tags, one or none otherwise),
+    /// each once: a practice counts once for each of its values.
     pub fn values(self, r: &PracticeRecord) -> Vec<String> {
+        let mut values = self.values_as_written(r);
+        let mut seen = std::collections::BTreeSet::new();
+        values.retain(|v| seen.insert(v.clone()));
+        values
+    }
+
+    fn values_as_written(self, r: &PracticeRecord) -> Vec<String> {
         let one = |s: &str| {
             if s.trim().is_empty() {
                 Vec::new()
@@ -61,6 +70,57 @@ impl Facet {
             Facet::EvidenceLevel => one(&r.evidence_level),
             Facet::ReviewState => one(&r.review_state),
         }
+    }
+}
+
+/// How a facet value reads in the interface language.
+pub fn facet_label(facet: Facet, value: &str, lang: Lang) -> String {
+    use super::taxonomy::{self, EVIDENCE_LEVELS, TARGET_GROUPS, THEMES};
+    let term = |vocab| taxonomy::find(vocab, value).map(|t| t.label(lang).to_owned());
+    let label = match facet {
+        Facet::Theme => term(THEMES),
+        Facet::TargetGroup => term(TARGET_GROUPS),
+        Facet::EvidenceLevel => term(EVIDENCE_LEVELS),
+        Facet::Country => super::countries::country_name(value).map(str::to_owned),
+        Facet::GcmObjective => value
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| taxonomy::GCM_OBJECTIVES.get(n.wrapping_sub(1)))
+            .map(|t| format!("{value}. {t}")),
+        Facet::ReviewState => Some(crate::i18n::tr(lang, state_word(value)).to_owned()),
+        Facet::City => None,
+    };
+    label.unwrap_or_else(|| value.to_owned())
+}
+
+/// The review state's word (a key of [`crate::i18n::tr`]).
+pub fn state_word(key: &str) -> &'static str {
+    match super::review::ReviewState::from_key(key) {
+        Some(super::review::ReviewState::Draft) => "draft",
+        Some(super::review::ReviewState::Submitted) => "submitted",
+        Some(super::review::ReviewState::Published) => "published",
+        Some(super::review::ReviewState::Archived) => "archived",
+        None => "draft",
+    }
+}
+
+/// How an actor level reads in `lang`.
+pub fn actor_label(key: &str, lang: Lang) -> String {
+    super::taxonomy::find(super::taxonomy::ACTOR_LEVELS, key)
+        .map(|t| t.label(lang).to_owned())
+        .unwrap_or_else(|| key.to_owned())
+}
+
+/// The facet's name, as the interface shows it (a key of [`crate::i18n::tr`]).
+pub fn facet_title(facet: Facet) -> &'static str {
+    match facet {
+        Facet::Theme => "Theme",
+        Facet::Country => "Country",
+        Facet::City => "City",
+        Facet::TargetGroup => "Target group",
+        Facet::GcmObjective => "GCM objective",
+        Facet::EvidenceLevel => "Evidence",
+        Facet::ReviewState => "Review state",
     }
 }
 
@@ -112,6 +172,13 @@ fn fold(c: char) -> Option<std::borrow::Cow<'static, str>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn labels_follow_the_language() {
+        assert_eq!(facet_label(Facet::Theme, "housing", Lang::Fr), "Logement");
+        assert_eq!(facet_label(Facet::Country, "BR", Lang::En), "Brazil");
+        assert!(facet_label(Facet::GcmObjective, "16", Lang::En).starts_with("16. "));
+        assert_eq!(facet_label(Facet::City, "Lyon", Lang::Es), "Lyon");
+    }
     use super::*;
 
     #[test]

@@ -18,8 +18,10 @@
 pub mod catalogue;
 pub mod countries;
 pub mod directory;
+pub mod display;
 pub mod event;
 pub mod facets;
+pub mod list_query;
 pub mod practice;
 pub mod publication;
 pub mod record;

@@ -1,8 +1,10 @@
-//! Search and facets over the local replica: instant and offline.
+//! Search and facets in memory: the app's, over its local replica (instant and offline).
 //!
-//! Same meaning as the node's `/api/practices`: every word of the query must start a word
-//! of the practice (accents and case ignored); values of one facet are alternatives, facets
-//! combine; facet counts are over the current results.
+//! Same meaning as the node's `/api/practices` (SQLite FTS5), and tested against it: every
+//! word of the query must start a word of the practice's [`searchable_text`] (accents and
+//! case ignored); values of one facet are alternatives, facets combine; facet counts are
+//! over the current results, most frequent first; results are the most recently changed
+//! first.
 //!
 //! Facets are kept in plain vectors, in [`Facet::ALL`] order: each map type would add its
 //! own code to the app, which has a size budget.
@@ -10,8 +12,9 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use ibis_shared::model::facets::{words, Facet};
-use ibis_shared::model::record::PracticeRecord;
+use crate::model::facets::{words, Facet};
+use crate::model::list_query::ListQuery;
+use crate::model::record::PracticeRecord;
 
 /// A practice record with what search needs of it, computed once per change of the
 /// practice (not at every rebuild of the index: a catalogue of thousands is re-indexed
@@ -27,7 +30,7 @@ pub struct Indexed {
 
 impl Indexed {
     pub fn new(record: PracticeRecord) -> Self {
-        let mut words = words(&searchable(&record));
+        let mut words = words(&format!("{} {}", record.title, searchable_text(&record)));
         words.sort();
         words.dedup();
         let facets = Facet::ALL.iter().map(|f| f.values(&record)).collect();
@@ -44,35 +47,8 @@ pub struct Index {
     items: Vec<Arc<Indexed>>,
 }
 
-/// What to look for.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Query {
-    pub text: String,
-    /// The facet values chosen.
-    pub filters: Vec<(Facet, String)>,
-}
-
-impl Query {
-    pub fn toggle(&mut self, facet: Facet, value: &str) {
-        let before = self.filters.len();
-        self.filters.retain(|(f, v)| *f != facet || v != value);
-        if self.filters.len() == before {
-            self.filters.push((facet, value.to_owned()));
-        }
-    }
-
-    pub fn is_selected(&self, facet: Facet, value: &str) -> bool {
-        self.filters.iter().any(|(f, v)| *f == facet && v == value)
-    }
-
-    /// The values chosen for `facet`.
-    pub fn selected(&self, facet: Facet) -> impl Iterator<Item = &String> {
-        self.filters
-            .iter()
-            .filter(move |(f, _)| *f == facet)
-            .map(|(_, v)| v)
-    }
-}
+/// What to look for: the same search the node's list reads from an address.
+pub type Query = ListQuery;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Results {
@@ -92,21 +68,21 @@ impl Results {
     }
 }
 
-fn searchable(r: &PracticeRecord) -> String {
+/// What a search reads of a practice besides its title, for the app and the node alike:
+/// its texts, where it is (city, and the country's name), and who runs it.
+pub fn searchable_text(r: &PracticeRecord) -> String {
     [
-        r.title.as_str(),
-        &r.summary,
+        r.summary.as_str(),
         &r.context,
         &r.process,
         &r.outcomes,
         &r.transferability,
         &r.city,
-        &r.country,
-        ibis_shared::model::countries::country_name(&r.country).unwrap_or(""),
+        crate::model::countries::country_name(&r.country).unwrap_or(""),
         &r.lead_organization,
         &r.partners.join(" "),
     ]
-    .join(" ")
+    .join("\n")
 }
 
 impl Index {
@@ -116,7 +92,7 @@ impl Index {
             b.record
                 .updated_at
                 .cmp(&a.record.updated_at)
-                .then_with(|| a.record.title.cmp(&b.record.title))
+                .then_with(|| a.record.id.cmp(&b.record.id))
         });
         Self { items }
     }
