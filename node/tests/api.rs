@@ -10,29 +10,17 @@ use ibis_shared::model::practice::{apply_edit, PracticeEdit, TextField};
 use ibis_shared::model::publication::organization_author;
 use ibis_shared::model::{Author, Role};
 use ibis_shared::DocumentId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// GET over plain HTTP/1.1; returns (status, body).
+mod common;
+
+/// GET, with a member's session cookie when `token` is given; returns (status, body).
 async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token
-        .map(|t| format!("Cookie: ibis_session={t}\r\n"))
-        .unwrap_or_default();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    (status, body.to_owned())
+    let cookie = token.map(|t| format!("ibis_session={t}"));
+    let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+    let answer = common::get(addr, path, &headers).await;
+    (answer.status, answer.body)
 }
 
 fn json(body: &str) -> serde_json::Value {

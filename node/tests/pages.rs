@@ -14,78 +14,12 @@ use ibis_shared::model::event::Event;
 use ibis_shared::model::publication::organization_author;
 use ibis_shared::model::{Author, DocumentKind, Role};
 use ibis_shared::DocumentId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+
+use common::get;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-
-    /// The content of `<meta {attr}="{key}" content="…">`.
-    fn meta(&self, attr: &str, key: &str) -> Option<String> {
-        let start = format!("<meta {attr}=\"{key}\" content=\"");
-        let from = self.body.find(&start)? + start.len();
-        let len = self.body[from..].find('"')?;
-        Some(unescape(&self.body[from..from + len]))
-    }
-
-    fn title(&self) -> String {
-        let from = self.body.find("<title>").expect("a title") + "<title>".len();
-        let len = self.body[from..].find("</title>").expect("closed");
-        unescape(&self.body[from..from + len])
-    }
-
-    /// The page's JSON-LD, parsed.
-    fn json_ld(&self) -> serde_json::Value {
-        let start = r#"<script type="application/ld+json">"#;
-        let from = self.body.find(start).expect("JSON-LD") + start.len();
-        let len = self.body[from..].find("</script>").expect("closed");
-        serde_json::from_str(&self.body[from..from + len]).expect("JSON-LD is JSON")
-    }
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    Answer {
-        status: head[9..12].parse().unwrap(),
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_pages_read_without_javascript() {

@@ -358,7 +358,13 @@ impl Browser {
     /// What the pages logged at level SEVERE (errors, uncaught exceptions, failed
     /// loads) since the last call (ChromeDriver's log endpoint).
     pub async fn console_errors(&self) -> anyhow::Result<Vec<String>> {
-        let entries = self.client.issue_cmd(BrowserLog).await?;
+        let entries = self
+            .client
+            .issue_cmd(ChromeCommand {
+                path: "se/log",
+                body: serde_json::json!({ "type": "browser" }),
+            })
+            .await?;
         Ok(entries
             .as_array()
             .into_iter()
@@ -372,16 +378,13 @@ impl Browser {
     /// the node's own page with scripts on but the app kept from loading.
     pub async fn block_urls(&self, patterns: &[&str]) -> anyhow::Result<()> {
         self.client
-            .issue_cmd(DevTools {
-                method: "Network.enable",
-                params: serde_json::json!({}),
-            })
+            .issue_cmd(devtools("Network.enable", serde_json::json!({})))
             .await?;
         self.client
-            .issue_cmd(DevTools {
-                method: "Network.setBlockedURLs",
-                params: serde_json::json!({ "urls": patterns }),
-            })
+            .issue_cmd(devtools(
+                "Network.setBlockedURLs",
+                serde_json::json!({ "urls": patterns }),
+            ))
             .await?;
         Ok(())
     }
@@ -499,49 +502,37 @@ impl Browser {
 }
 
 /// `tests/js`, where the JS peers live (with their npm packages installed).
-/// ChromeDriver's (non-standard) command for the browser console's log.
+/// One of ChromeDriver's own commands (beyond W3C WebDriver): a POST to
+/// `session/{id}/{path}` with `body`.
 #[derive(Debug)]
-struct BrowserLog;
+struct ChromeCommand {
+    path: &'static str,
+    body: serde_json::Value,
+}
 
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+impl fantoccini::wd::WebDriverCompatibleCommand for ChromeCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 
-/// ChromeDriver's command for a Chrome DevTools Protocol method.
-#[derive(Debug)]
-struct DevTools {
-    method: &'static str,
-    params: serde_json::Value,
-}
-
-impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        let body = serde_json::json!({ "cmd": self.method, "params": self.params });
-        (http::Method::POST, Some(body.to_string()))
+/// A Chrome DevTools Protocol method, through ChromeDriver.
+fn devtools(method: &str, params: serde_json::Value) -> ChromeCommand {
+    ChromeCommand {
+        path: "goog/cdp/execute",
+        body: serde_json::json!({ "cmd": method, "params": params }),
     }
 }
 

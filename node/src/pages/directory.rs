@@ -4,10 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use axum::response::Response;
-use axum::Extension;
 use ibis_shared::model::catalogue::Listing;
 use ibis_shared::model::directory::{Directory, Organization};
 use ibis_shared::model::event::Event;
@@ -19,9 +17,10 @@ use ibis_shared::DocumentId;
 use serde_json::json;
 
 use super::html::{escape, excerpt};
-use super::page::{missing, Page, PageLang};
+use super::page::{Page, PageLang};
 use super::practice::{parse_id, practice_path, safe_url};
-use super::{failed, Shell, VISIBLE};
+use super::visit::Visit;
+use super::{failed, VISIBLE};
 use crate::server::AppState;
 
 /// Most events a page or the sitemap lists.
@@ -106,15 +105,10 @@ pub async fn network(state: &AppState) -> Option<Network> {
     }
 }
 
-pub async fn organizations(
-    State(state): State<AppState>,
-    Extension(shell): Extension<std::sync::Arc<Shell>>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = PageLang::of(&params, &headers);
-    let Some(network) = network(&state).await else {
-        return failed("the directory is not readable");
+pub async fn organizations(visit: Visit) -> Response {
+    let lang = visit.lang;
+    let Some(network) = network(&visit.state).await else {
+        return unreadable();
     };
     let title = lang.t("Organizations").to_owned();
     let description = format!(
@@ -141,7 +135,11 @@ pub async fn organizations(
     }
     m.push_str("</ul></section>");
     page.main = m;
-    page.respond(&state, &shell, &headers)
+    visit.respond(page)
+}
+
+fn unreadable() -> Response {
+    failed("the directory is not readable")
 }
 
 pub fn organization_path(id: &str) -> String {
@@ -169,20 +167,14 @@ fn organization_meta(o: &Organization, lang: &PageLang) -> String {
     .join(" · ")
 }
 
-pub async fn organization(
-    State(state): State<AppState>,
-    Extension(shell): Extension<std::sync::Arc<Shell>>,
-    Path(id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = PageLang::of(&params, &headers);
-    let Some(mut network) = network(&state).await else {
-        return failed("the directory is not readable");
+pub async fn organization(visit: Visit, Path(id): Path<String>) -> Response {
+    let (state, lang) = (&visit.state, visit.lang);
+    let Some(mut network) = network(state).await else {
+        return unreadable();
     };
     let path = organization_path(&id);
     let Some(o) = network.organizations.remove(&id) else {
-        return missing(&state, &shell, lang, &path, &headers);
+        return visit.missing(&path);
     };
     let ids: Vec<DocumentId> = network
         .practices
@@ -267,18 +259,13 @@ pub async fn organization(
     }
     m.push_str("</article>");
     page.main = m;
-    page.respond(&state, &shell, &headers)
+    visit.respond(page)
 }
 
-pub async fn events(
-    State(state): State<AppState>,
-    Extension(shell): Extension<std::sync::Arc<Shell>>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = PageLang::of(&params, &headers);
-    let Some(network) = network(&state).await else {
-        return failed("the directory is not readable");
+pub async fn events(visit: Visit) -> Response {
+    let lang = visit.lang;
+    let Some(network) = network(&visit.state).await else {
+        return unreadable();
     };
     let title = lang.t("Events").to_owned();
     let description = format!(
@@ -301,7 +288,7 @@ pub async fn events(
     }
     m.push_str("</ul></section>");
     page.main = m;
-    page.respond(&state, &shell, &headers)
+    visit.respond(page)
 }
 
 pub fn event_path(id: &DocumentId) -> String {
@@ -332,21 +319,15 @@ fn event_row(e: &ListedEvent, lang: &PageLang) -> String {
     )
 }
 
-pub async fn event(
-    State(state): State<AppState>,
-    Extension(shell): Extension<std::sync::Arc<Shell>>,
-    Path(id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = PageLang::of(&params, &headers);
+pub async fn event(visit: Visit, Path(id): Path<String>) -> Response {
+    let (state, lang) = (&visit.state, visit.lang);
     let path = format!("/events/{id}");
-    let Some(network) = network(&state).await else {
-        return failed("the directory is not readable");
+    let Some(network) = network(state).await else {
+        return unreadable();
     };
     let Some(listed) = parse_id(&id).and_then(|id| network.events.into_iter().find(|e| e.id == id))
     else {
-        return missing(&state, &shell, lang, &path, &headers);
+        return visit.missing(&path);
     };
     let e = &listed.event;
     let related: Vec<DocumentId> = e.related_ids().take(100).collect();
@@ -446,5 +427,5 @@ pub async fn event(
     }
     m.push_str("</article>");
     page.main = m;
-    page.respond(&state, &shell, &headers)
+    visit.respond(page)
 }

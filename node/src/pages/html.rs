@@ -1,5 +1,6 @@
 //! Writing HTML safely: every text and attribute value a page shows passes through
-//! [`escape`], and JSON-LD through [`json_ld`].
+//! [`escape`] (which is XML's escaping too: the Atom feed and the sitemap use it), and
+//! JSON-LD through [`json_ld`].
 
 /// `text` with the five characters that mean something in HTML text or in a quoted
 /// attribute value replaced by their character references.
@@ -11,7 +12,7 @@ pub fn escape(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
+            '\'' => out.push_str("&apos;"),
             c => out.push(c),
         }
     }
@@ -74,7 +75,7 @@ mod tests {
     fn text_cannot_open_tags_or_leave_attributes() {
         assert_eq!(
             escape(r#"<a href="x" onclick='y'>&"#),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;"
+            "&lt;a href=&quot;x&quot; onclick=&apos;y&apos;&gt;&amp;"
         );
     }
 

@@ -3,10 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::Extension;
 use ibis_shared::model::facets::{facet_label, facet_title, Facet};
 use ibis_shared::model::list_query::{ListQuery, MAX_PAGE};
 use ibis_shared::model::record::PracticeRecord;
@@ -15,9 +12,9 @@ use serde_json::json;
 use super::html::{escape, excerpt};
 use super::page::{Page, PageLang};
 use super::practice::practice_path;
-use super::{public_search, Shell};
+use super::public_search;
+use super::visit::Visit;
 use crate::index;
-use crate::server::AppState;
 
 /// Practices on one page of the list.
 pub const PAGE_SIZE: usize = 20;
@@ -38,15 +35,10 @@ fn index_query(asked: &ListQuery) -> index::Query {
     q
 }
 
-pub async fn page(
-    State(state): State<AppState>,
-    Extension(shell): Extension<std::sync::Arc<Shell>>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = PageLang::of(&params, &headers);
-    let asked = ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let result = match public_search(&state, index_query(&asked)).await {
+pub async fn page(visit: Visit) -> Response {
+    let (state, lang) = (&visit.state, visit.lang);
+    let asked = ListQuery::from_pairs(visit.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let result = match public_search(state, index_query(&asked)).await {
         Ok(result) => result,
         Err(response) => return response,
     };
@@ -79,7 +71,7 @@ pub async fn page(
         }));
     }
     page.main = render(&lang, &asked, &result);
-    page.respond(&state, &shell, &headers)
+    visit.respond(page)
 }
 
 fn render(lang: &PageLang, asked: &ListQuery, result: &index::SearchResult) -> String {

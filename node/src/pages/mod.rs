@@ -19,11 +19,13 @@ mod list;
 mod page;
 mod practice;
 mod sitemap;
+mod visit;
 
 use axum::routing::get;
 use axum::Router;
 
 use crate::server::AppState;
+pub use html::escape;
 pub use page::Shell;
 
 /// The pages' routes (the app's files and the 404 page are the server's fallback).

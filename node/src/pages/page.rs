@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ibis_shared::i18n::{self, tr, Lang};
@@ -364,40 +363,29 @@ pub fn cached(
 
 /// The page for an address that is not one: a real 404, in the visitor's language, with
 /// the app's shell (the app then shows its own "not found").
-pub async fn not_found(
-    State(state): State<AppState>,
-    axum::Extension(shell): axum::Extension<std::sync::Arc<Shell>>,
-    Query(params): Query<Vec<(String, String)>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    let lang = PageLang::of(&params, &headers);
-    missing(&state, &shell, lang, uri.path(), &headers)
+pub async fn not_found(visit: super::visit::Visit, uri: axum::http::Uri) -> Response {
+    visit.missing(uri.path())
 }
 
-/// A 404 page at `path`.
-pub fn missing(
-    state: &AppState,
-    shell: &Shell,
-    lang: PageLang,
-    path: &str,
-    headers: &HeaderMap,
-) -> Response {
-    let mut page = Page::new(
-        lang,
-        path,
-        lang.t("Not found").to_owned(),
-        lang.t("Not found").to_owned(),
-    );
-    page.status = StatusCode::NOT_FOUND;
-    page.noindex = true;
-    page.main = format!(
-        "<h1>{}</h1><p><a href=\"{}\">{}</a></p>",
-        lang.t("Not found"),
-        escape(&lang.link("/", &[])),
-        lang.t("Practices")
-    );
-    page.respond(state, shell, headers)
+impl Page {
+    /// A 404 page at `path`.
+    pub fn not_found(lang: PageLang, path: &str) -> Self {
+        let mut page = Page::new(
+            lang,
+            path,
+            lang.t("Not found").to_owned(),
+            lang.t("Not found").to_owned(),
+        );
+        page.status = StatusCode::NOT_FOUND;
+        page.noindex = true;
+        page.main = format!(
+            "<h1>{}</h1><p><a href=\"{}\">{}</a></p>",
+            lang.t("Not found"),
+            escape(&lang.link("/", &[])),
+            lang.t("Practices")
+        );
+        page
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
 //! `/practices/{id}`: one practice, as a visitor may see it — every public field, the
 //! contact only with consent — with the head a search engine and a link preview read.
 
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use axum::response::Response;
-use axum::Extension;
 use ibis_shared::model::display::{contact_line, facts, long_text, LONG_TEXTS};
 use ibis_shared::model::facets::{facet_label, Facet};
 use ibis_shared::model::record::PracticeRecord;
@@ -14,10 +12,10 @@ use ibis_shared::DocumentId;
 use serde_json::json;
 
 use super::html::{escape, excerpt};
-use super::page::{missing, Page, PageLang};
-use super::{failed, Shell, VISIBLE};
+use super::page::{Page, PageLang};
+use super::visit::Visit;
+use super::{failed, VISIBLE};
 use crate::server::practices::rfc3339;
-use crate::server::AppState;
 
 /// The page's address for a record (its id without the `automerge:` scheme).
 pub fn practice_path(r: &PracticeRecord) -> String {
@@ -30,22 +28,16 @@ pub fn parse_id(text: &str) -> Option<DocumentId> {
     DocumentId::parse_id_or_url(text).ok()
 }
 
-pub async fn page(
-    State(state): State<AppState>,
-    Extension(shell): Extension<std::sync::Arc<Shell>>,
-    Path(id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = PageLang::of(&params, &headers);
+pub async fn page(visit: Visit, Path(id): Path<String>) -> Response {
+    let (state, lang) = (&visit.state, visit.lang);
     let path = format!("/practices/{id}");
     let Some(id) = parse_id(&id) else {
-        return missing(&state, &shell, lang, &path, &headers);
+        return visit.missing(&path);
     };
     let index = state.index.clone();
     let record = match tokio::task::spawn_blocking(move || index.get(&id, VISIBLE)).await {
         Ok(Ok(Some(record))) => record,
-        Ok(Ok(None)) => return missing(&state, &shell, lang, &path, &headers),
+        Ok(Ok(None)) => return visit.missing(&path),
         Ok(Err(e)) => return failed(&e.to_string()),
         Err(e) => return failed(&e.to_string()),
     };
@@ -64,7 +56,7 @@ pub async fn page(
     let base = state.config.node.public_url.trim_end_matches('/');
     page.json_ld = Some(json_ld(&record, base, &lang));
     page.main = render(&lang, &record);
-    page.respond(&state, &shell, &headers)
+    visit.respond(page)
 }
 
 fn render(lang: &PageLang, r: &PracticeRecord) -> String {

@@ -186,19 +186,8 @@ fn xml_allowed(c: char) -> bool {
 /// Text for an XML text node or attribute value: escaped, and without the characters
 /// XML 1.0 forbids (which no escape can carry).
 pub(crate) fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if !xml_allowed(c) => {}
-            c => out.push(c),
-        }
-    }
-    out
+    // HTML's escaping is XML's too; XML also forbids some characters outright.
+    crate::pages::escape(&text.chars().filter(|c| xml_allowed(*c)).collect::<String>())
 }
 
 /// RFC 3339 for milliseconds since the epoch (UTC).
