@@ -9,12 +9,10 @@ const STORAGE_KEY: &str = "ibis.lang";
 /// one, or the browser's, or English.
 pub fn initial_lang() -> Lang {
     let window = web_sys::window();
-    let in_address = window
-        .as_ref()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
-        .and_then(|params| params.get("lang"))
-        .and_then(|code| Lang::from_code(&code));
+    let in_address = crate::ui::address_params()
+        .into_iter()
+        .find(|(k, _)| k == "lang")
+        .and_then(|(_, code)| Lang::from_code(&code));
     if let Some(lang) = in_address {
         return lang;
     }

@@ -57,7 +57,12 @@ fn catalogue() -> Vec<PracticeRecord> {
                 } else {
                     Vec::new()
                 },
-                themes: vec![THEMES[i % 4].into(), THEMES[(i / 4) % 4].into()],
+                // Tags are sets in a practice, so a record has each once.
+                themes: if i % 4 == (i / 4) % 4 {
+                    vec![THEMES[i % 4].into()]
+                } else {
+                    vec![THEMES[i % 4].into(), THEMES[(i / 4) % 4].into()]
+                },
                 gcm_objectives: vec![(i % 23) as u8 + 1],
                 target_groups: if i % 3 == 0 {
                     vec!["refugees".into()]

@@ -96,12 +96,11 @@ impl DocumentId {
 
     /// A document id as people and programs write it: bare, or as an `automerge:` URL
     /// (with `#heads` or not).
+    /// Only the id is read: heads, if any, are not checked (use [`AutomergeUrl::parse`]
+    /// for them).
     pub fn parse_id_or_url(s: &str) -> Result<Self, DocumentIdError> {
-        if s.starts_with(URL_PREFIX) {
-            AutomergeUrl::parse(s).map(|u| u.document_id)
-        } else {
-            Self::parse(s)
-        }
+        let id = s.strip_prefix(URL_PREFIX).unwrap_or(s);
+        Self::parse(id.split_once('#').map_or(id, |(id, _)| id))
     }
 
     /// The `automerge:<id>` URL of this document.
@@ -215,6 +214,20 @@ impl fmt::Display for AutomergeUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_is_read_bare_or_as_a_url_with_or_without_heads() {
+        let id = DocumentId::random();
+        for text in [
+            id.to_string(),
+            id.url(),
+            format!("{}#3xG8BRWvTKJx5dWxJbmPKN7nmsQSEE7pC9E9qVDeCzJA", id.url()),
+        ] {
+            assert_eq!(DocumentId::parse_id_or_url(&text), Ok(id), "{text}");
+        }
+        assert!(DocumentId::parse_id_or_url("automerge:").is_err());
+        assert!(DocumentId::parse_id_or_url("not an id").is_err());
+    }
 
     #[test]
     fn round_trips_through_bs58check() {

@@ -60,11 +60,7 @@ pub fn ListPage() -> impl IntoView {
     // The search is the address's (a shared link, the server's page), and the address
     // follows the search.
     let query = RwSignal::new(super::route::search_in_address());
-    Effect::watch(
-        move || query.get(),
-        |query, _, _| super::route::show_search_in_address(query),
-        false,
-    );
+    Effect::new(move |_| query.with(super::route::show_search_in_address));
     // The index is rebuilt when documents change, not on every keystroke.
     let index = Memo::new(move |_| {
         ctx.signals.revision.track();

@@ -30,6 +30,7 @@ use leptos::prelude::*;
 use crate::i18n::{self, tr, Lang};
 use crate::node_api::{self, NodeInfo};
 use crate::replica::{now_ms, replica, Replica, Signals};
+pub use route::address_params;
 use route::Page;
 
 /// What every component can reach.

@@ -85,49 +85,50 @@ pub fn navigate(to: &str, replace: bool) {
     }
 }
 
+/// The address bar's query parameters, decoded (`+` is a space), 64 at most.
+pub fn address_params() -> Vec<(String, String)> {
+    let search = window().location().search().unwrap_or_default();
+    let decode = |text: &str| {
+        js_sys::decode_uri_component(&text.replace('+', " "))
+            .ok()
+            .and_then(|s| s.as_string())
+    };
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .take(64)
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((decode(key)?, decode(value)?))
+        })
+        .collect()
+}
+
 /// The search the address bar holds (`/?q=housing&country=FR`): a shared link, or the
 /// server's list page the app took over, opens on the same search.
 pub fn search_in_address() -> ListQuery {
-    let search = window().location().search().unwrap_or_default();
-    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
-        return ListQuery::default();
-    };
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(entries) = js_sys::try_iter(&params.entries()).ok().flatten() {
-        for entry in entries.flatten().take(64) {
-            let entry = js_sys::Array::from(&entry);
-            if let (Some(k), Some(v)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
-                pairs.push((k, v));
-            }
-        }
-    }
-    ListQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let params = address_params();
+    ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// Writes `query` into the address bar (replacing the entry: typing is not history),
 /// keeping a chosen language; the list shows more rows instead of pages, so no page.
 pub fn show_search_in_address(query: &ListQuery) {
-    let Ok(params) = web_sys::UrlSearchParams::new() else {
-        return;
-    };
-    for (key, value) in query.to_pairs() {
-        if key != "page" {
-            params.append(key, &value);
-        }
-    }
-    let current = window().location().search().unwrap_or_default();
-    if let Some(lang) = web_sys::UrlSearchParams::new_with_str(&current)
-        .ok()
-        .and_then(|p| p.get("lang"))
-    {
-        params.append("lang", &lang);
-    }
-    let search = String::from(params.to_string());
-    let url = if search.is_empty() {
+    let encode = |text: &str| String::from(js_sys::encode_uri_component(text));
+    let lang = address_params().into_iter().find(|(k, _)| k == "lang");
+    let pairs: Vec<String> = query
+        .to_pairs()
+        .into_iter()
+        .filter(|(key, _)| *key != "page")
+        .chain(lang.map(|(_, v)| ("lang", v)))
+        .map(|(key, value)| format!("{key}={}", encode(&value)))
+        .collect();
+    let url = if pairs.is_empty() {
         location_path()
     } else {
-        format!("{}?{search}", location_path())
+        format!("{}?{}", location_path(), pairs.join("&"))
     };
+    let current = window().location().search().unwrap_or_default();
     if url != format!("{}{current}", location_path()) {
         if let Ok(history) = window().history() {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));

@@ -19,7 +19,7 @@ use super::Ctx;
 
 /// After this long the app takes over even if it shows less than the server's page (a
 /// replica that cannot get everything should not keep the app from working).
-const AT_THE_LATEST_MS: u32 = 30_000;
+const AT_THE_LATEST_MS: i32 = 30_000;
 
 thread_local! {
     static TAKEN_OVER: Cell<bool> = const { Cell::new(false) };
@@ -77,10 +77,10 @@ pub fn watch(ctx: Ctx, page: Memo<Page>) {
     }
     let needed = server_rows();
     let late = RwSignal::new(false);
-    set_timeout(
-        move || late.set(true),
-        std::time::Duration::from_millis(u64::from(AT_THE_LATEST_MS)),
-    );
+    leptos::task::spawn_local(async move {
+        crate::replica::sleep(AT_THE_LATEST_MS).await;
+        late.set(true);
+    });
     Effect::new(move |_| {
         if taken_over() || page.get() == Page::NotFound || !ctx.ready.get() {
             return;

@@ -44,16 +44,9 @@ impl Facet {
         Self::ALL.into_iter().find(|f| f.key() == key)
     }
 
-    /// The facet's values for one practice (several for tags, one or none otherwise),
-    /// each once: a practice counts once for each of its values.
+    /// The facet's values for one practice (several for tags, one or none otherwise).
+    /// A practice's tags are sets, so each value is there once.
     pub fn values(self, r: &PracticeRecord) -> Vec<String> {
-        let mut values = self.values_as_written(r);
-        let mut seen = std::collections::BTreeSet::new();
-        values.retain(|v| seen.insert(v.clone()));
-        values
-    }
-
-    fn values_as_written(self, r: &PracticeRecord) -> Vec<String> {
         let one = |s: &str| {
             if s.trim().is_empty() {
                 Vec::new()
