@@ -164,6 +164,23 @@ async fn mark(browser: &Browser, name: &str) -> anyhow::Result<f64> {
     }
 }
 
+/// When the element marked `elementtiming="{id}"` was painted (ms after navigation).
+async fn painted(browser: &Browser, id: &str) -> anyhow::Result<f64> {
+    let js = format!(
+        "const done = arguments[arguments.length - 1];\
+         new PerformanceObserver((list, obs) => {{\
+           const e = list.getEntries().find(e => e.identifier === '{id}');\
+           if (e) {{ obs.disconnect(); done(e.renderTime || e.loadTime); }}\
+         }}).observe({{ type: 'element', buffered: true }});\
+         setTimeout(() => done(null), 20000);"
+    );
+    browser
+        .script_async(&js)
+        .await?
+        .as_f64()
+        .with_context(|| format!("no element timing for `{id}`"))
+}
+
 /// Types a query into the search box and times it until the result count changed.
 async fn search(browser: &Browser, text: &str) -> anyhow::Result<f64> {
     let js = format!(
@@ -196,6 +213,10 @@ pub async fn run(
     result: &mut ServerResult,
 ) -> anyhow::Result<()> {
     let mut node = start_node(ibis_node, dist, n).await?;
+    let pages = crate::pages::measure(&node.url, node.child.id(), n, runs == 1, result).await;
+    if let Err(e) = pages {
+        result.errors.push(format!("pages: {e:#}"));
+    }
     let outcome = measure(&node.url, n, runs, result).await;
     let _ = node.child.kill().await;
     outcome
@@ -211,6 +232,16 @@ async fn measure(
     let outcome = async {
         let start = Instant::now();
         browser.goto(&format!("{url}/")).await?;
+        // The node's page: when its first practice title was painted (element timing),
+        // and when the app took it over.
+        result.add(
+            "page_titles_painted_ms",
+            painted(&browser, "first-practice").await?,
+        );
+        result.add(
+            "app_took_over_ms",
+            mark(&browser, "ibis:app-took-over").await?,
+        );
         let deadline = start + WAIT;
         while result_count(&browser).await != Some(n) {
             if Instant::now() > deadline {

@@ -11,6 +11,7 @@
 
 mod app;
 mod driver;
+mod pages;
 mod report;
 mod servers;
 mod workloads;

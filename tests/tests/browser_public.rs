@@ -125,7 +125,9 @@ async fn css_texts(browser: &Browser, css: &str) -> Vec<String> {
     out
 }
 
+/// Clicks the element `css` finds and waits for the page it leads to.
 async fn click_css(browser: &Browser, css: &str) {
+    let before = browser.current_url().await.expect("url");
     browser
         .client
         .find(Locator::Css(css))
@@ -134,6 +136,12 @@ async fn click_css(browser: &Browser, css: &str) {
         .click()
         .await
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    eventually(WAIT, "the next page", || async {
+        let now = browser.current_url().await.ok()?;
+        (now != before).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{css} led nowhere: {e}"));
 }
 
 async fn path_and_query(browser: &Browser) -> String {

@@ -126,13 +126,21 @@ fn npm_install(dir: &Path, what: &str, timings: &mut Vec<(String, f64)>) -> anyh
 }
 
 fn system_packages(timings: &mut Vec<(String, f64)>) -> anyhow::Result<()> {
-    let s = step("Chromium, ChromeDriver, OpenSSL headers (Debian packages)");
+    let s = step("Chromium, ChromeDriver, wrk, nginx, OpenSSL headers (Debian packages)");
     let mut missing = Vec::new();
     if !Path::new("/usr/bin/chromium").exists() {
         missing.push("chromium");
     }
     if !Path::new("/usr/bin/chromedriver").exists() {
         missing.push("chromium-driver");
+    }
+    // The benchmark's load driver for the node's pages.
+    if !Path::new("/usr/bin/wrk").exists() {
+        missing.push("wrk");
+    }
+    // The cache in front of a node (`deploy/nginx-cache.conf`), tested in a real nginx.
+    if !Path::new("/usr/sbin/nginx").exists() {
+        missing.push("nginx-light");
     }
     if output("pkg-config", &["--exists", "openssl"]).is_none() {
         missing.extend(["libssl-dev", "pkg-config"]);

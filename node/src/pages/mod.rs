@@ -7,12 +7,14 @@
 //! - `sitemap.rs`: `/sitemap.xml`, `/robots.txt`.
 //! - `page.rs`: what every page has — its language, `<head>` (title, description, Open
 //!   Graph, hreflang alternates, JSON-LD), the app's shell around it, HTTP caching.
+//! - `caching.rs`: `ETag`, `Cache-Control` and `Vary` for pages and the JSON API.
 //! - `html.rs`: escaping.
 //!
 //! Pages show what an anonymous visitor may see (published and archived practices, contact
 //! details only with consent), to everyone: a page is the same for a member and a
 //! visitor, so a shared cache may keep it. Members see more once the app has taken over.
 
+pub mod caching;
 mod directory;
 mod html;
 mod list;

@@ -3,17 +3,13 @@
 
 use std::path::Path;
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use ibis_shared::i18n::{self, tr, Lang};
-use sha2::{Digest, Sha256};
 
+use super::caching::{cached, Audience};
 use super::html::{escape, json_ld, query};
 use crate::server::AppState;
-
-/// How long a shared cache may serve a page without asking again: an edit shows on public
-/// pages within a minute, and a cache in front of the node answers the rest.
-const CACHE_CONTROL: &str = "public, max-age=60, stale-while-revalidate=600";
 
 /// The app's `index.html` (Trunk's build, with its script and stylesheet) with places for
 /// a page's language, head and body; or, for a node that serves no app, a plain page.
@@ -183,7 +179,9 @@ impl Page {
             "text/html; charset=utf-8",
             html,
             request,
-            self.lang.lang,
+            Audience::Everyone {
+                lang: Some(self.lang.lang),
+            },
         )
     }
 
@@ -313,52 +311,6 @@ fn og_locale(lang: Lang) -> &'static str {
         Lang::Fr => "fr_FR",
         Lang::Es => "es_ES",
     }
-}
-
-/// A response a shared cache may keep for a minute, with an `ETag` of its body; `304` when
-/// the request already holds it. `lang` is the page's language (`Content-Language`); the
-/// page depends on `Accept-Language` when the address does not name one.
-pub fn cached(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-    request: &HeaderMap,
-    lang: Lang,
-) -> Response {
-    let digest = Sha256::digest(body.as_bytes());
-    let etag = format!(
-        "\"{}\"",
-        digest[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    let fresh = request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim().trim_start_matches("W/") == etag);
-    let mut response = if fresh && status == StatusCode::OK {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (status, body).into_response()
-    };
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
-    );
-    headers.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
-    headers.insert(
-        header::CONTENT_LANGUAGE,
-        HeaderValue::from_static(lang.code()),
-    );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, value);
-    }
-    response
 }
 
 /// The page for an address that is not one: a real 404, in the visitor's language, with

@@ -4,10 +4,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use ibis_shared::i18n::Lang;
 
+use super::caching::{cached, Audience};
 use super::directory::{event_path, network, organization_path};
-use super::page::cached;
 use super::practice::practice_path;
 use super::{failed, VISIBLE};
 use crate::index;
@@ -75,7 +74,7 @@ pub async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Respo
         "application/xml; charset=utf-8",
         out,
         &headers,
-        Lang::En,
+        Audience::Everyone { lang: None },
     )
 }
 
@@ -92,6 +91,6 @@ pub async fn robots(State(state): State<AppState>, headers: HeaderMap) -> Respon
         "text/plain; charset=utf-8",
         out,
         &headers,
-        Lang::En,
+        Audience::Everyone { lang: None },
     )
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::pages::caching::{cached, Audience};
 use crate::pages::parse_id;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -29,10 +30,23 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn visible_states(state: &AppState, headers: &HeaderMap) -> Vec<ReviewState> {
+/// The review states the caller may see, and who the answer is for (a member also sees
+/// drafts: their answer is theirs alone).
+async fn visible_states(state: &AppState, headers: &HeaderMap) -> (Vec<ReviewState>, Audience) {
     match access(state, headers, &HashMap::new()).await {
-        Ok(Access::Member { .. }) => ReviewState::ALL.to_vec(),
-        _ => vec![ReviewState::Published, ReviewState::Archived],
+        Ok(Access::Member { .. }) => (ReviewState::ALL.to_vec(), Audience::Member),
+        _ => (
+            vec![ReviewState::Published, ReviewState::Archived],
+            Audience::Visitors,
+        ),
+    }
+}
+
+/// `value` as JSON, with its caching headers.
+fn json_for(value: &impl serde::Serialize, request: &HeaderMap, audience: Audience) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => cached(StatusCode::OK, "application/json", body, request, audience),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot write JSON"),
     }
 }
 
@@ -108,13 +122,13 @@ pub async fn list(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let visible = visible_states(&state, &headers).await;
+    let (visible, audience) = visible_states(&state, &headers).await;
     let q = match parse_query(&params, visible) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     match run_search(&state, q).await {
-        Ok(result) => Json(result).into_response(),
+        Ok(result) => json_for(&result, &headers, audience),
         Err(response) => response,
     }
 }
@@ -127,10 +141,10 @@ pub async fn one(
     let Some(id) = parse_id(&id) else {
         return error(StatusCode::BAD_REQUEST, "not a document id");
     };
-    let visible = visible_states(&state, &headers).await;
+    let (visible, audience) = visible_states(&state, &headers).await;
     let index = state.index.clone();
     match tokio::task::spawn_blocking(move || index.get(&id, &visible)).await {
-        Ok(Ok(Some(record))) => Json(record).into_response(),
+        Ok(Ok(Some(record))) => json_for(&record, &headers, audience),
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no such practice"),
         _ => error(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed"),
     }
@@ -141,7 +155,7 @@ pub async fn csv(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let visible = visible_states(&state, &headers).await;
+    let (visible, audience) = visible_states(&state, &headers).await;
     let q = match parse_query(&params, visible) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -161,20 +175,21 @@ pub async fn csv(
         out.into_inner()
             .map_err(|e| csv::Error::from(e.into_error()))
     };
-    match write() {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"practices.csv\"",
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "export failed"),
-    }
+    let Ok(text) = write().map(|bytes| String::from_utf8_lossy(&bytes).into_owned()) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "export failed");
+    };
+    let mut response = cached(
+        StatusCode::OK,
+        "text/csv; charset=utf-8",
+        text,
+        &headers,
+        audience,
+    );
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment; filename=\"practices.csv\""),
+    );
+    response
 }
 
 /// Whether XML 1.0 allows `c` in a document: tab, newline, carriage return, and
@@ -214,7 +229,7 @@ pub(crate) fn rfc3339(ms: i64) -> String {
     )
 }
 
-pub async fn feed(State(state): State<AppState>) -> Response {
+pub async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let index = state.index.clone();
     let entries =
         match tokio::task::spawn_blocking(move || index.recently_published(FEED_ENTRIES)).await {
@@ -227,11 +242,13 @@ pub async fn feed(State(state): State<AppState>) -> Response {
         &state.info.catalogue,
         &entries,
     );
-    (
-        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+    cached(
+        StatusCode::OK,
+        "application/atom+xml; charset=utf-8",
         body,
+        &headers,
+        Audience::Everyone { lang: None },
     )
-        .into_response()
 }
 
 /// The Atom feed of `entries` (newest first, with when each was published).
