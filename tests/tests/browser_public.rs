@@ -457,3 +457,102 @@ async fn a_browser_that_opened_ibis_once_reloads_it_offline() {
     .await
     .expect("finishes in time");
 }
+
+/// The texts of the elements `css` finds in the page, trimmed.
+async fn all_texts(browser: &Browser, css: &str) -> Vec<String> {
+    css_texts(browser, css)
+        .await
+        .into_iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_practice_page_and_the_apps_show_the_same_fields() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let fed = Federation::start_with(&["Lyon"], false, |_, dir| {
+            let record = PracticeRecord {
+                title: "Welcome desks in every library".into(),
+                summary: "One-stop desks for newcomers.".into(),
+                context: "Newcomers did not know where to start.".into(),
+                process: "Librarians trained with the city's services.".into(),
+                outcomes: "Most visitors found what they came for.".into(),
+                transferability: "Any city with a library network.".into(),
+                funding: "City budget.".into(),
+                city: "Lyon".into(),
+                country: "FR".into(),
+                lead_organization: "City of Lyon".into(),
+                partners: vec!["UNHCR".into()],
+                themes: vec!["reception-services".into(), "housing".into()],
+                gcm_objectives: vec![16],
+                sdg_goals: vec![10],
+                target_groups: vec!["refugees".into()],
+                actor_level: "city".into(),
+                start_date: "2019".into(),
+                evidence_level: "evaluated".into(),
+                contact_name: "Ana".into(),
+                contact_email: "ana@example.org".into(),
+                contact_consent: true,
+                review_state: "published".into(),
+                ..PracticeRecord::default()
+            };
+            let file = dir.join("one.json");
+            std::fs::write(&file, serde_json::to_vec(&[record])?)?;
+            let report =
+                ibis_node::import::import(dir, &file, ibis_node::import::Format::Json, "test")?;
+            anyhow::ensure!(
+                report.failed() == 0,
+                "import: {:?}",
+                ibis_node::import::describe(&report)
+            );
+            Ok(())
+        })
+        .await
+        .expect("federation");
+        wait_listed(&fed, 0, 1).await;
+        let id = reqwest_get(&format!("{}/api/practices", fed.nodes[0].http_url()))
+            .await
+            .and_then(|v| v["results"][0]["id"].as_str().map(str::to_owned))
+            .expect("the practice's id");
+        let url = format!(
+            "{}/practices/{}",
+            fed.nodes[0].http_url(),
+            id.trim_start_matches("automerge:")
+        );
+        let fields = "article h1, article h2, article dt, article dd";
+        // The node's page, the app kept out.
+        let server = Browser::start().await.expect("browser");
+        server
+            .block_urls(&["*.wasm", "*/ibis-app-*.js"])
+            .await
+            .expect("keep the app out");
+        server.goto(&url).await.unwrap();
+        let on_server = all_texts(
+            &server,
+            &format!("#ssr {}", fields.replace(", ", ", #ssr ")),
+        )
+        .await;
+        server.close().await.expect("close");
+        // The app's page, once it took over.
+        let app = Browser::start().await.expect("browser");
+        app.goto(&url).await.unwrap();
+        app.wait_for_text("practice-heading", "Welcome desks")
+            .await
+            .expect("the app's page");
+        let in_app = all_texts(&app, fields).await;
+        app.close().await.expect("close");
+        assert!(on_server.len() >= 20, "{on_server:#?}");
+        let missing: Vec<&String> = on_server.iter().filter(|t| !in_app.contains(t)).collect();
+        assert!(
+            missing.is_empty(),
+            "the node's page shows what the app does not: {missing:#?}\nthe app: {in_app:#?}"
+        );
+        fed.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finishes in time");
+}
