@@ -83,13 +83,15 @@ pub fn generated(n: usize) -> Vec<PracticeRecord> {
 }
 
 /// A node process serving the app and a catalogue of `n` practices.
-struct Node {
+pub struct Node {
     child: tokio::process::Child,
     url: String,
     _dir: tempfile::TempDir,
 }
 
-async fn start_node(ibis_node: &Path, dist: &Path, n: usize) -> anyhow::Result<Node> {
+/// Starts a node with `n` generated practices (imported before it serves), serving the
+/// app in `dist` if given.
+pub async fn start_node(ibis_node: &Path, dist: Option<&Path>, n: usize) -> anyhow::Result<Node> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("node");
     let status = std::process::Command::new(ibis_node)
@@ -111,11 +113,14 @@ async fn start_node(ibis_node: &Path, dist: &Path, n: usize) -> anyhow::Result<N
         "ibis-node import failed: {}",
         String::from_utf8_lossy(&import.stderr)
     );
-    let mut child = Command::new(ibis_node)
+    let mut serve = Command::new(ibis_node);
+    serve
         .args(["serve", "--listen", "127.0.0.1:0", "--open", "--data-dir"])
-        .arg(&data)
-        .arg("--app-dir")
-        .arg(dist)
+        .arg(&data);
+    if let Some(dist) = dist {
+        serve.arg("--app-dir").arg(dist);
+    }
+    let mut child = serve
         .env("IBIS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -134,12 +139,28 @@ async fn start_node(ibis_node: &Path, dist: &Path, n: usize) -> anyhow::Result<N
     })
 }
 
-/// The number the list shows as its result count.
+impl Node {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The number the list shows as its result count, once the local replica answers (the
+/// node answers until the replica holds the whole catalogue).
 async fn result_count(browser: &Browser) -> Option<usize> {
     let v = browser
         .script(
             "const e = document.querySelector('[data-testid=result-count]');\
-             return e ? e.textContent : null;",
+             const list = document.querySelector('[data-testid=practice-list]');\
+             return e && list && list.dataset.source === 'replica' ? e.textContent : null;",
         )
         .await
         .ok()?;
@@ -212,8 +233,8 @@ pub async fn run(
     runs: usize,
     result: &mut ServerResult,
 ) -> anyhow::Result<()> {
-    let mut node = start_node(ibis_node, dist, n).await?;
-    let pages = crate::pages::measure(&node.url, node.child.id(), n, runs == 1, result).await;
+    let mut node = start_node(ibis_node, Some(dist), n).await?;
+    let pages = crate::pages::measure(&node.url, node.child.id(), n, runs == 1, "", result).await;
     if let Err(e) = pages {
         result.errors.push(format!("pages: {e:#}"));
     }
@@ -242,6 +263,17 @@ async fn measure(
             "app_took_over_ms",
             mark(&browser, "ibis:app-took-over").await?,
         );
+        // A search typed at once covers the whole catalogue (the node answers it while
+        // the replica loads): timed from the keystrokes to the count shown.
+        let expected = crate::pages::total_of(url, "/api/practices?q=mentoring&limit=1").await?;
+        result.add("app_first_search_ms", search(&browser, "mentoring").await?);
+        let shown = browser.text("result-count").await.unwrap_or_default();
+        if shown.split_whitespace().next() != Some(expected.to_string().as_str()) {
+            result.errors.push(format!(
+                "the first search shows `{shown}`, the node finds {expected}"
+            ));
+        }
+        browser.fill("search", "").await?;
         let deadline = start + WAIT;
         while result_count(&browser).await != Some(n) {
             if Instant::now() > deadline {

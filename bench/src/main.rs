@@ -2,7 +2,7 @@
 //! JS automerge-repo server and a samod server; a markdown table and a JSON file out.
 //!
 //! ```text
-//! ibis-bench run [--quick] [--only fanout,throughput,create,reconnect,app,memory] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]
+//! ibis-bench run [--quick] [--only fanout,throughput,create,reconnect,app,catalogue,memory] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]
 //! ibis-bench samod-server DIR      (used by `run`: a samod server in its own process)
 //! ```
 //!
@@ -29,15 +29,16 @@ use crate::report::{Report, ServerResult};
 use crate::servers::{Kind, Paths, Server};
 use crate::workloads::Sizes;
 
-const USAGE: &str = "usage: ibis-bench run [--quick] [--only fanout,throughput,create,reconnect,app,memory] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]\n       ibis-bench samod-server DIR";
+const USAGE: &str = "usage: ibis-bench run [--quick] [--only fanout,throughput,create,reconnect,app,catalogue,memory] [--app-practices N] [--runs N] [--servers ibis,js,samod] [--out DIR]\n       ibis-bench samod-server DIR";
 
 /// What `--only` may name.
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 7] = [
     "fanout",
     "throughput",
     "create",
     "reconnect",
     "app",
+    "catalogue",
     "memory",
 ];
 
@@ -274,6 +275,9 @@ async fn suite(
     if kind == Kind::Ibis && wants("app") {
         app_workload(paths, sizes, &mut result).await;
     }
+    if kind == Kind::Ibis && wants("catalogue") {
+        catalogue_workload(paths, sizes, &mut result).await;
+    }
     if !wants("memory") {
         return Ok(result);
     }
@@ -351,6 +355,32 @@ async fn app_workload(paths: &Paths, sizes: &Sizes, result: &mut ServerResult) {
         result.errors.push(format!("app: {missing}"));
     } else {
         eprintln!("    skipping the app workload: {missing}");
+    }
+}
+
+/// A large catalogue on one node, without a browser: its searches and pages.
+async fn catalogue_workload(paths: &Paths, sizes: &Sizes, result: &mut ServerResult) {
+    let n = sizes.catalogue_practices;
+    eprintln!("    catalogue of {n} practices on one node…");
+    let started = std::time::Instant::now();
+    let work = async {
+        let node = app::start_node(&paths.ibis_node, None, n).await?;
+        result.add("catalogue_import_s", started.elapsed().as_secs_f64());
+        let measured = pages::measure(
+            node.url(),
+            node.pid(),
+            n,
+            sizes.runs == 1,
+            "catalogue_",
+            result,
+        )
+        .await;
+        node.stop().await;
+        measured
+    };
+    if let Err(e) = work.await {
+        eprintln!("    catalogue failed: {e:#}");
+        result.errors.push(format!("catalogue: {e:#}"));
     }
 }
 

@@ -55,9 +55,19 @@ async fn get(url: &str, path: &str) -> anyhow::Result<String> {
     Ok(body.to_owned())
 }
 
+/// The `total` of a JSON search answer at `path`.
+pub async fn total_of(url: &str, path: &str) -> anyhow::Result<u64> {
+    let body = get(url, path).await?;
+    serde_json::from_str::<serde_json::Value>(&body)?["total"]
+        .as_u64()
+        .with_context(|| format!("{path}: no total"))
+}
+
 /// Waits until the node's index lists all `n` practices.
 async fn indexed(url: &str, n: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
+    // Importing 50,000 practices is indexed as the node starts: give it time in proportion.
+    let wait = Duration::from_secs(300.max(n as u64 / 50));
+    let deadline = Instant::now() + wait;
     loop {
         let body = get(url, "/api/practices?limit=1").await?;
         let total = serde_json::from_str::<serde_json::Value>(&body)?["total"].as_u64();
@@ -65,17 +75,23 @@ async fn indexed(url: &str, n: usize) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the index holds {total:?} of {n} practices after 300 s");
+            bail!(
+                "the index holds {total:?} of {n} practices after {} s",
+                wait.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
+/// Measures the node at `url` (process `pid`) holding `n` practices; figures' keys start
+/// with `prefix`.
 pub async fn measure(
     url: &str,
     pid: Option<u32>,
     n: usize,
     quick: bool,
+    prefix: &str,
     result: &mut ServerResult,
 ) -> anyhow::Result<()> {
     indexed(url, n).await?;
@@ -87,7 +103,10 @@ pub async fn measure(
         for _ in 0..if quick { 2 } else { 20 } {
             let start = Instant::now();
             get(url, path).await?;
-            result.add("node_search_ms", start.elapsed().as_secs_f64() * 1000.0);
+            result.add(
+                &format!("{prefix}node_search_ms"),
+                start.elapsed().as_secs_f64() * 1000.0,
+            );
         }
     }
     if !wrk_available() {
@@ -115,8 +134,9 @@ pub async fn measure(
         (&practices, "practice_pages_per_s"),
         (&list, "list_pages_per_s"),
     ] {
+        let key = format!("{prefix}{key}");
         let (per_s, cpu) = wrk(url, pid, paths, secs).await?;
-        result.add(key, per_s);
+        result.add(&key, per_s);
         if let Some(cpu) = cpu {
             result.add(&format!("{key}_node_cpu_pct"), cpu);
         }

@@ -192,6 +192,12 @@ const FIGURES: &[Figure] = &[
         decimals: 0,
     },
     Figure {
+        key: "app_first_search_ms",
+        label: "page: a search typed as the app takes over, until its count shows (ms)",
+        better: Better::Lower,
+        decimals: 0,
+    },
+    Figure {
         key: "node_search_ms",
         label: "node: a search with every facet's counts (ms)",
         better: Better::Lower,
@@ -218,6 +224,42 @@ const FIGURES: &[Figure] = &[
     Figure {
         key: "list_pages_per_s_node_cpu_pct",
         label: "node: its CPU meanwhile (% of one core)",
+        better: Better::Lower,
+        decimals: 0,
+    },
+    Figure {
+        key: "catalogue_import_s",
+        label: "large catalogue: importing it into a fresh node, until it serves (s)",
+        better: Better::Lower,
+        decimals: 1,
+    },
+    Figure {
+        key: "catalogue_node_search_ms",
+        label: "large catalogue: a search with every facet's counts (ms)",
+        better: Better::Lower,
+        decimals: 1,
+    },
+    Figure {
+        key: "catalogue_practice_pages_per_s",
+        label: "large catalogue: practice pages per second (wrk, 64 connections)",
+        better: Better::Higher,
+        decimals: 0,
+    },
+    Figure {
+        key: "catalogue_practice_pages_per_s_node_cpu_pct",
+        label: "large catalogue: the node's CPU meanwhile (% of one core)",
+        better: Better::Lower,
+        decimals: 0,
+    },
+    Figure {
+        key: "catalogue_list_pages_per_s",
+        label: "large catalogue: list pages per second (wrk, 64 connections)",
+        better: Better::Higher,
+        decimals: 0,
+    },
+    Figure {
+        key: "catalogue_list_pages_per_s_node_cpu_pct",
+        label: "large catalogue: the node's CPU meanwhile (% of one core)",
         better: Better::Lower,
         decimals: 0,
     },
@@ -389,10 +431,10 @@ impl Report {
             },
             Goal {
                 goal: format!(
-                    "a search with every facet's counts ≤ 20 ms ({} practices; the issue asks it of 50,000)",
-                    s.app_practices
+                    "a search with every facet's counts ≤ 20 ms ({} practices)",
+                    s.catalogue_practices
                 ),
-                met: ibis("node_search_ms").map(|v| v <= 20.0),
+                met: ibis("catalogue_node_search_ms").map(|v| v <= 20.0),
             },
             Goal {
                 goal: format!(
@@ -422,7 +464,8 @@ impl Report {
         out.push_str(&format!(
             "Sizes: fan-out {} clients × {} changes; {} writers for {} s; {} documents created \
              ({} in flight); {} practices held, idle {} s; full sync of {}; the app (headless \
-             Chromium) with a catalogue of {} practices; median of {} run(s).\n\n",
+             Chromium) with a catalogue of {} practices; a node alone with {} practices; median \
+             of {} run(s).\n\n",
             s.fanout_clients,
             s.fanout_changes,
             s.writers,
@@ -433,6 +476,7 @@ impl Report {
             s.idle_secs,
             s.full_sync_docs,
             s.app_practices,
+            s.catalogue_practices,
             s.runs
         ));
         out.push_str("| workload |");

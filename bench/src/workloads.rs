@@ -28,6 +28,8 @@ pub struct Sizes {
     pub full_sync_docs: usize,
     /// Practices in the catalogue the app opens in Chromium.
     pub app_practices: usize,
+    /// Practices in the large catalogue the node alone serves pages and searches of.
+    pub catalogue_practices: usize,
     pub runs: usize,
 }
 
@@ -44,6 +46,7 @@ impl Sizes {
             idle_secs: 75,
             full_sync_docs: 5_000,
             app_practices: 5_000,
+            catalogue_practices: 50_000,
             runs: 3,
         }
     }
@@ -61,6 +64,7 @@ impl Sizes {
             idle_secs: 1,
             full_sync_docs: 50,
             app_practices: 100,
+            catalogue_practices: 200,
             runs: 1,
         }
     }
