@@ -2,6 +2,7 @@
 //! parser of its own (its size budget is tight), and reads what it needs field by field.
 //! A missing or mistyped field reads as absent.
 
+use ibis_shared::model::record::{PracticeRecord, RecordLink};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsValue;
 
@@ -47,5 +48,68 @@ impl Json {
         } else {
             Vec::new()
         }
+    }
+}
+
+/// A practice record (what the node's API and the app's stored summaries hold), field
+/// by field: a derived `Deserialize` for a record of thirty-odd fields would cost the app
+/// a good part of its size budget.
+pub fn practice_record(r: &Json) -> PracticeRecord {
+    let text = |key: &str| r.string(key);
+    let texts =
+        |key: &str| -> Vec<String> { r.get(key).items().iter().filter_map(Json::text).collect() };
+    let numbers = |key: &str| -> Vec<u8> {
+        let items = r.get(key).items();
+        items
+            .iter()
+            .filter_map(|n| Some(n.number()? as u8))
+            .collect()
+    };
+    let int = |key: &str| r.get(key).number().unwrap_or_default() as i64;
+    PracticeRecord {
+        id: r.get("id").text(),
+        title: text("title"),
+        summary: text("summary"),
+        context: text("context"),
+        process: text("process"),
+        outcomes: text("outcomes"),
+        transferability: text("transferability"),
+        funding: text("funding"),
+        city: text("city"),
+        country: text("country"),
+        latitude: r.get("latitude").number(),
+        longitude: r.get("longitude").number(),
+        lead_organization: text("lead_organization"),
+        partners: texts("partners"),
+        themes: texts("themes"),
+        gcm_objectives: numbers("gcm_objectives"),
+        sdg_goals: numbers("sdg_goals"),
+        target_groups: texts("target_groups"),
+        actor_level: text("actor_level"),
+        start_date: text("start_date"),
+        end_date: text("end_date"),
+        evidence_level: text("evidence_level"),
+        replicated_by: texts("replicated_by"),
+        contact_name: text("contact_name"),
+        contact_role: text("contact_role"),
+        contact_email: text("contact_email"),
+        contact_phone: text("contact_phone"),
+        contact_consent: r.get("contact_consent").flag().unwrap_or_default(),
+        resources: r
+            .get("resources")
+            .items()
+            .iter()
+            .map(|l| RecordLink {
+                title: l.string("title"),
+                url: l.string("url"),
+            })
+            .collect(),
+        language: text("language"),
+        review_state: text("review_state"),
+        home_organization: text("home_organization"),
+        created_by: text("created_by"),
+        created_at: int("created_at"),
+        updated_by: text("updated_by"),
+        updated_at: int("updated_at"),
     }
 }

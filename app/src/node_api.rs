@@ -3,6 +3,9 @@
 //! travel this way; they come over `/sync`.
 
 use crate::json::Json;
+use ibis_shared::model::facets::Facet;
+use ibis_shared::model::list_query::ListQuery;
+use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::Role;
 use ibis_shared::DocumentId;
 use wasm_bindgen::{JsCast, JsValue};
@@ -203,4 +206,63 @@ pub async fn login(name: &str, password: &str) -> Result<User, ApiError> {
 
 pub async fn logout() -> Result<(), ApiError> {
     fetch("POST", "/api/logout", None).await.map(|_| ())
+}
+
+/// The node's answer to a search (its whole catalogue, as its own list page gives it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSearch {
+    pub query: ListQuery,
+    pub total: usize,
+    /// The first results, newest change first.
+    pub records: Vec<PracticeRecord>,
+    /// Per facet, in `Facet::ALL` order: (value, count) over all results.
+    pub facets: Vec<Vec<(String, usize)>>,
+}
+
+/// Most results the node gives in one answer (its `/api/practices` limit).
+pub const NODE_SEARCH_MAX: usize = 200;
+
+/// Asks the node's index for the first `limit` results of `query`, with facet counts.
+pub async fn search(query: &ListQuery, limit: usize) -> Result<NodeSearch, ApiError> {
+    let limit = limit.clamp(1, NODE_SEARCH_MAX);
+    let pairs = query
+        .to_pairs()
+        .into_iter()
+        .filter(|(key, _)| *key != "page")
+        .chain([("limit", limit.to_string())]);
+    let path = format!("/api/practices?{}", crate::ui::route::query_string(pairs));
+    let (status, text) = fetch("GET", &path, None).await?;
+    if status != 200 {
+        return Err(ApiError::Refused(format!("{status}: {text}")));
+    }
+    let v = json(&text)?;
+    let facets = v.get("facets");
+    Ok(NodeSearch {
+        query: query.clone(),
+        total: v
+            .get("total")
+            .number()
+            .ok_or_else(|| ApiError::Malformed("a search without a total".into()))?
+            as usize,
+        records: v
+            .get("results")
+            .items()
+            .iter()
+            .map(crate::json::practice_record)
+            .collect(),
+        facets: Facet::ALL
+            .iter()
+            .map(|f| {
+                facets
+                    .get(f.key())
+                    .items()
+                    .iter()
+                    .filter_map(|pair| {
+                        let pair = pair.items();
+                        Some((pair.first()?.text()?, pair.get(1)?.number()? as usize))
+                    })
+                    .collect()
+            })
+            .collect(),
+    })
 }

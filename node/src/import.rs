@@ -55,6 +55,8 @@ pub enum RowOutcome {
 pub struct Report {
     /// (row number from 1, outcome)
     pub rows: Vec<(usize, RowOutcome)>,
+    /// Rows without coordinates that the gazetteer placed (by city and country).
+    pub placed: usize,
 }
 
 impl Report {
@@ -152,6 +154,10 @@ pub fn import(
     let mut stderr = std::io::stderr();
     for (i, row) in rows.into_iter().enumerate() {
         let outcome = row
+            .map(|mut record| {
+                report.placed += usize::from(place(&mut record));
+                record
+            })
             .and_then(|record| record.to_practice(&author, now))
             .and_then(|practice| {
                 practice_documents(&practice, &author, &config.organization.name, now)
@@ -233,6 +239,22 @@ pub fn practice_documents(
     let mut internal = practice.clone();
     internal.public = public_id.url();
     Ok((internal.create(author, now)?, Some((public_id, public))))
+}
+
+/// Gives a record without coordinates those of its city, if the gazetteer knows it;
+/// whether it did. Coordinates a record has are its own: they are never replaced.
+pub fn place(record: &mut PracticeRecord) -> bool {
+    if record.latitude.is_some() || record.longitude.is_some() {
+        return false;
+    }
+    match crate::geo::gazetteer::locate(&record.country, &record.city) {
+        Some((lat, lon)) => {
+            record.latitude = Some(lat);
+            record.longitude = Some(lon);
+            true
+        }
+        None => false,
+    }
 }
 
 /// The report as lines for people.

@@ -1,7 +1,8 @@
 //! The practice index behind the node's read-only HTTP API: one row per practice (its
 //! public record), its facet values, and an FTS5 table for full-text search.
 //!
-//! It is derived data: documents are the truth. The index follows document changes a
+//! Search filters, orders and counts in memory ([`facet_table`]); FTS5 finds the words and
+//! SQLite keeps the records. It is derived data: documents are the truth. The index follows document changes a
 //! moment after they happen (see [`spawn_indexer`]) and is rebuilt from storage when its
 //! version changes.
 
@@ -21,6 +22,10 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use crate::host::Host;
 use crate::store::DATABASE_FILE;
+
+mod facet_table;
+use facet_table::FacetTable;
+pub use facet_table::Place;
 
 /// Bump to rebuild every node's index at its next start. 2: a practice's text row shares
 /// its `practice_index` row's rowid.
@@ -116,6 +121,8 @@ pub struct SearchResult {
 
 pub struct PracticeIndex {
     conn: Mutex<Connection>,
+    /// Locked after `conn` when both are.
+    facet_table: Mutex<FacetTable>,
 }
 
 impl PracticeIndex {
@@ -143,9 +150,23 @@ impl PracticeIndex {
                  id UNINDEXED, title, body, tokenize = 'unicode61 remove_diacritics 2'
              );",
         )?;
-        Ok(Self {
+        let index = Self {
             conn: Mutex::new(conn),
-        })
+            facet_table: Mutex::new(FacetTable::default()),
+        };
+        index.load_facet_table()?;
+        Ok(index)
+    }
+
+    /// Lists every indexed practice again, from the index's own rows.
+    fn load_facet_table(&self) -> Result<(), IndexError> {
+        self.with(|c| load_into(c, &mut *self.facet_table()?))
+    }
+
+    fn facet_table(&self) -> Result<std::sync::MutexGuard<'_, FacetTable>, IndexError> {
+        self.facet_table
+            .lock()
+            .map_err(|_| IndexError::Corrupt("index lock poisoned".into()))
     }
 
     fn with<R>(
@@ -167,9 +188,11 @@ impl PracticeIndex {
     pub fn update(&self, entries: &[IndexEntry], removed: &[DocumentId]) -> Result<(), IndexError> {
         self.with(|c| {
             let tx = write_transaction(c)?;
+            let before = generation(&tx)?;
             for id in removed {
                 remove_rows(&tx, &id.to_string())?;
             }
+            let mut rowids = Vec::with_capacity(entries.len());
             for e in entries {
                 let id = e.id.to_string();
                 remove_rows(&tx, &id)?;
@@ -181,6 +204,7 @@ impl PracticeIndex {
                 )?
                 .execute(params![id, r.review_state, r.updated_at, e.published_at, json])?;
                 let rowid = tx.last_insert_rowid();
+                rowids.push(rowid);
                 for facet in Facet::ALL {
                     for value in facet.values(r) {
                         tx.prepare_cached(
@@ -195,18 +219,32 @@ impl PracticeIndex {
                 )?
                 .execute(params![rowid, id, r.title, body])?;
             }
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [GENERATION_KEY],
+            )?;
+            let after = generation(&tx)?;
             tx.commit()?;
+            let mut table = self.facet_table()?;
+            if table.generation == before {
+                for id in removed {
+                    table.remove(&id.to_string());
+                }
+                for (e, rowid) in entries.iter().zip(rowids) {
+                    table.put(rowid, e.id.to_string(), &e.record);
+                }
+                table.generation = after;
+            } else {
+                // Someone else wrote since the table was read: read it all again.
+                load_into(c, &mut table)?;
+            }
             Ok(())
         })
     }
 
     pub fn remove(&self, id: &DocumentId) -> Result<(), IndexError> {
-        self.with(|c| {
-            let tx = write_transaction(c)?;
-            remove_rows(&tx, &id.to_string())?;
-            tx.commit()?;
-            Ok(())
-        })
+        self.update(&[], std::slice::from_ref(id))
     }
 
     pub fn count(&self) -> Result<usize, IndexError> {
@@ -241,68 +279,132 @@ impl PracticeIndex {
     }
 
     pub fn search(&self, q: &Query) -> Result<SearchResult, IndexError> {
-        let (clause, args) = where_clause(q);
-        self.with(|c| {
-            let total: i64 = c.query_row(
-                &format!("SELECT COUNT(*) FROM practice_index p WHERE {clause}"),
-                params_from_iter(args.iter()),
-                |r| r.get(0),
-            )?;
-            let limit = q.limit.clamp(1, MAX_PAGE);
-            let mut page_args = args.clone();
-            page_args.push(limit.to_string());
-            page_args.push(q.offset.to_string());
-            let mut stmt = c.prepare(&format!(
-                "SELECT record FROM practice_index p WHERE {clause}
-                 ORDER BY updated_at DESC, id LIMIT CAST(?{} AS INTEGER) OFFSET CAST(?{} AS INTEGER)",
-                args.len() + 1,
-                args.len() + 2
-            ))?;
-            let mut results = Vec::new();
-            for row in stmt.query_map(params_from_iter(page_args.iter()), |r| r.get::<_, String>(0))? {
-                results.push(parse_record(&row?)?);
-            }
-            let mut facets = BTreeMap::new();
-            for facet in Facet::ALL {
-                let mut facet_args = args.clone();
-                facet_args.push(facet.key().to_owned());
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT value, COUNT(*) FROM practice_facets
-                     WHERE facet = ?{} AND id IN (SELECT p.id FROM practice_index p WHERE {clause})
-                     GROUP BY value ORDER BY COUNT(*) DESC, value LIMIT {MAX_FACET_VALUES}",
-                    args.len() + 1
-                ))?;
-                let counts = stmt
-                    .query_map(params_from_iter(facet_args.iter()), |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                facets.insert(facet.key(), counts);
-            }
-            Ok(SearchResult {
-                total: total as usize,
-                results,
-                facets,
+        let hits = self.hits(q)?;
+        let limit = q.limit.clamp(1, MAX_PAGE);
+        let page: Vec<&facet_table::Row> = hits
+            .rows
+            .iter()
+            .skip(q.offset)
+            .take(limit)
+            .map(|r| &**r)
+            .collect();
+        let facets = Facet::ALL
+            .iter()
+            .zip(hits.facets)
+            .map(|(facet, mut counts)| {
+                counts.truncate(MAX_FACET_VALUES);
+                (facet.key(), counts)
             })
+            .collect();
+        Ok(SearchResult {
+            total: hits.rows.len(),
+            results: self.records_of(&page)?,
+            facets,
         })
     }
 
     /// Every matching record (up to `max`), newest first: for exports.
     pub fn records(&self, q: &Query, max: usize) -> Result<Vec<PracticeRecord>, IndexError> {
-        let (clause, mut args) = where_clause(q);
-        args.push(max.to_string());
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT record FROM practice_index p WHERE {clause}
-                 ORDER BY updated_at DESC, id LIMIT CAST(?{} AS INTEGER)",
-                args.len()
-            ))?;
-            let mut out = Vec::new();
-            for row in stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))? {
-                out.push(parse_record(&row?)?);
+        let hits = self.hits(q)?;
+        let mut out = Vec::new();
+        let rows: Vec<&facet_table::Row> = hits.rows.iter().take(max).map(|r| &**r).collect();
+        for chunk in rows.chunks(MAX_PAGE) {
+            out.extend(self.records_of(chunk)?);
+        }
+        Ok(out)
+    }
+
+    /// Where the practices `q` selects are (places by country and city, most practices
+    /// first), and how many could not be placed. A practice without coordinates is at
+    /// its city, as the gazetteer has it (read on the first map drawn, not before).
+    pub fn places(&self, q: &Query) -> Result<(Vec<Place>, usize), IndexError> {
+        let hits = self.hits(q)?;
+        let (mut places, without) = self.facet_table()?.places(&hits.rows);
+        let mut unplaced = 0;
+        let mut at: std::collections::HashMap<(String, String), usize> = places
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.country.clone(), p.city.clone()), i))
+            .collect();
+        for mut place in without {
+            let Some((lat, lon)) = crate::geo::gazetteer::locate(&place.country, &place.city)
+            else {
+                unplaced += place.practices;
+                continue;
+            };
+            let key = (place.country.clone(), place.city.clone());
+            match at.get(&key).and_then(|i| places.get_mut(*i)) {
+                Some(p) => {
+                    let n = (p.practices + place.practices) as f64;
+                    p.lat = (p.lat * p.practices as f64 + lat * place.practices as f64) / n;
+                    p.lon = (p.lon * p.practices as f64 + lon * place.practices as f64) / n;
+                    p.practices += place.practices;
+                }
+                None => {
+                    (place.lat, place.lon) = (lat, lon);
+                    at.insert(key, places.len());
+                    places.push(place);
+                }
             }
-            Ok(out)
+        }
+        facet_table::sort_places(&mut places);
+        Ok((places, unplaced))
+    }
+
+    /// What `q` selects, newest first, with its facet counts.
+    ///
+    /// The text's rows and the table are read under the database's lock, which every
+    /// update holds until the table follows it: a practice re-indexed in between (at a
+    /// new rowid) would otherwise be missed.
+    fn hits(&self, q: &Query) -> Result<facet_table::Hits, IndexError> {
+        let chosen = q
+            .filters
+            .iter()
+            .flat_map(|(facet, values)| values.iter().map(|v| (*facet, v.as_str())));
+        self.with(|c| {
+            let text = match text_query(&q.text) {
+                None => None,
+                Some(fts) => {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT rowid FROM practice_text WHERE practice_text MATCH ?1 ORDER BY rowid",
+                    )?;
+                    let rows = stmt.query_map([fts], |r| r.get::<_, i64>(0))?;
+                    Some(rows.collect::<Result<Vec<_>, _>>()?)
+                }
+            };
+            let mut table = self.facet_table()?;
+            if table.generation != generation(c)? {
+                load_into(c, &mut table)?;
+            }
+            Ok(table.hits(&q.visible, text.as_deref(), chosen))
         })
+    }
+
+    /// The records of listed rows, in their order, found by id (a practice re-indexed since
+    /// it was listed has a new rowid). A practice removed since is left out.
+    fn records_of(&self, rows: &[&facet_table::Row]) -> Result<Vec<PracticeRecord>, IndexError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found: BTreeMap<String, String> = self.with(|c| {
+            let marks = vec!["?"; rows.len()].join(", ");
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, record FROM practice_index WHERE id IN ({marks})"
+            ))?;
+            let found = stmt
+                .query_map(params_from_iter(rows.iter().map(|r| r.id.as_str())), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(found)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(json) = found.remove(&row.id) {
+                out.push(parse_record(&json)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The most recently published practices, newest first.
@@ -344,8 +446,14 @@ impl PracticeIndex {
         Ok(Automerge::load(&chunks.concat()).ok())
     }
 
-    /// Rebuilds the index from storage if it was built by another version of this code.
-    pub fn rebuild_if_stale(&self) -> Result<usize, IndexError> {
+    /// Rebuilds the index from storage if it was built by another version of this code;
+    /// how many practices it then holds. Stops between batches once `stop` is set (the
+    /// node is shutting down; its next start rebuilds again): a rebuild left running would
+    /// write under a node that started on the same data dir since.
+    pub fn rebuild_if_stale(
+        &self,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<usize, IndexError> {
         let version: Option<String> = self.with(|c| {
             Ok(c.query_row(
                 "SELECT value FROM meta WHERE key = 'practice_index_version'",
@@ -378,6 +486,9 @@ impl PracticeIndex {
         })?;
         let mut entries = Vec::new();
         for key in ids {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(0);
+            }
             let Ok(id) = DocumentId::from_slice(&key) else {
                 continue;
             };
@@ -401,6 +512,7 @@ impl PracticeIndex {
             )?;
             Ok(())
         })?;
+        self.load_facet_table()?;
         Ok(count)
     }
 }
@@ -438,49 +550,51 @@ fn parse_record(json: &str) -> Result<PracticeRecord, IndexError> {
     serde_json::from_str(json).map_err(|e| IndexError::Corrupt(format!("indexed record: {e}")))
 }
 
-/// The SQL condition (over `practice_index p`) and its arguments for a query.
-fn where_clause(q: &Query) -> (String, Vec<String>) {
-    let mut clauses = Vec::new();
-    let mut args: Vec<String> = Vec::new();
-    let arg = |args: &mut Vec<String>, value: String| {
-        args.push(value);
-        format!("?{}", args.len())
-    };
-    let states: Vec<String> = q
-        .visible
-        .iter()
-        .map(|s| arg(&mut args, s.key().to_owned()))
-        .collect();
-    if states.is_empty() {
-        clauses.push("0".to_owned());
-    } else {
-        clauses.push(format!("p.state IN ({})", states.join(", ")));
+/// Counts the index's writes (in `meta`, in each write's own transaction): the facet
+/// table is read again when the database has writes it has not seen — another node's
+/// process on the same data dir, a writer of this one still finishing as it stops.
+const GENERATION_KEY: &str = "practice_index_generation";
+
+fn generation(c: &Connection) -> Result<i64, IndexError> {
+    Ok(c.query_row(
+        "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+        [GENERATION_KEY],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(0))
+}
+
+/// Reads the whole facet table from the index's rows.
+fn load_into(c: &Connection, table: &mut FacetTable) -> Result<(), IndexError> {
+    table.clear();
+    table.generation = generation(c)?;
+    let mut stmt = c.prepare("SELECT rowid, id, record FROM practice_index")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (rowid, id, json) = row?;
+        table.put(rowid, id, &parse_record(&json)?);
     }
-    let terms = words(&q.text);
-    if !terms.is_empty() {
-        // Every word must match, as a prefix; quoting keeps FTS5 syntax out of user input.
-        let fts = terms
+    Ok(())
+}
+
+/// The FTS5 query for a search's text: every word must match, as a prefix; quoting
+/// keeps FTS5 syntax out of user input. `None` when the text has no words.
+fn text_query(text: &str) -> Option<String> {
+    let terms = words(text);
+    (!terms.is_empty()).then(|| {
+        terms
             .iter()
             .map(|w| format!("\"{}\"*", w.replace('"', "")))
             .collect::<Vec<_>>()
-            .join(" ");
-        let a = arg(&mut args, fts);
-        clauses.push(format!(
-            "p.rowid IN (SELECT rowid FROM practice_text WHERE practice_text MATCH {a})"
-        ));
-    }
-    for (facet, values) in &q.filters {
-        if values.is_empty() {
-            continue;
-        }
-        let f = arg(&mut args, facet.key().to_owned());
-        let vs: Vec<String> = values.iter().map(|v| arg(&mut args, v.clone())).collect();
-        clauses.push(format!(
-            "p.id IN (SELECT id FROM practice_facets WHERE facet = {f} AND value IN ({}))",
-            vs.join(", ")
-        ));
-    }
-    (clauses.join(" AND "), args)
+            .join(" ")
+    })
 }
 
 /// Keeps the index following the documents: collects the ids of changed documents from

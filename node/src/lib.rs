@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod dial;
 pub mod federation;
+pub mod geo;
 pub mod host;
 pub mod import;
 pub mod index;
@@ -78,6 +79,9 @@ pub struct RunningNode {
     server: tokio::task::JoinHandle<()>,
     dialers: Vec<tokio::task::JoinHandle<()>>,
     indexer: tokio::task::JoinHandle<()>,
+    /// The index's rebuild at start (if it was stale), and what stops it.
+    rebuild: tokio::task::JoinHandle<()>,
+    rebuild_stop: Arc<std::sync::atomic::AtomicBool>,
     withdrawals: tokio::task::JoinHandle<()>,
     revocations: tokio::task::JoinHandle<()>,
     _lock: init::DataDirLock,
@@ -112,6 +116,11 @@ impl RunningNode {
     /// releases the data dir.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        // Nothing of this node writes once it has stopped (a node may start again on the
+        // same data dir at once).
+        self.rebuild_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.rebuild.await;
         self.host.shutdown().await;
         self.engine_task
             .await
@@ -324,14 +333,15 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
         })
         .collect();
     let revocation_task = revocations.spawn(shutdown_rx.clone());
-    {
-        let index = index.clone();
-        tokio::task::spawn_blocking(move || match index.rebuild_if_stale() {
+    let rebuild_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rebuild = {
+        let (index, stop) = (index.clone(), rebuild_stop.clone());
+        tokio::task::spawn_blocking(move || match index.rebuild_if_stale(&stop) {
             Ok(0) => {}
             Ok(n) => tracing::info!(practices = n, "practice index rebuilt"),
             Err(e) => tracing::error!(error = %e, "cannot rebuild the practice index"),
-        });
-    }
+        })
+    };
     let indexer = index::spawn_indexer(host.clone(), index);
     let withdrawals = withdrawals::spawn(host.clone(), config.documents.directory);
     tracing::info!(%addr, organization = %info.organization_name, "node serving");
@@ -345,6 +355,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
         server,
         dialers,
         indexer,
+        rebuild,
+        rebuild_stop,
         revocations: revocation_task,
         withdrawals,
         _lock: lock,

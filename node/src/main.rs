@@ -428,7 +428,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{line}");
             }
             let failed = report.failed();
-            println!("{} imported, {failed} failed", report.rows.len() - failed);
+            println!(
+                "{} imported, {failed} failed; {} placed on the map by their city",
+                report.rows.len() - failed,
+                report.placed
+            );
             Ok(if failed == 0 {
                 std::process::ExitCode::SUCCESS
             } else {

@@ -6,11 +6,13 @@
 //! over the current results, most frequent first; results are the most recently changed
 //! first.
 //!
-//! Facets are kept in plain vectors, in [`Facet::ALL`] order: each map type would add its
-//! own code to the app, which has a size budget.
+//! How facets filter and count is [`facet_codes`], shared with the node.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+
+mod facet_codes;
+pub use facet_codes::{Coded, FacetCodes, Selection, FACETS};
 
 use crate::model::facets::{words, Facet};
 use crate::model::list_query::ListQuery;
@@ -24,8 +26,6 @@ pub struct Indexed {
     pub record: PracticeRecord,
     /// Distinct words of the searchable text, sorted (for prefix search).
     words: Vec<String>,
-    /// Each facet's values, in `Facet::ALL` order.
-    facets: Vec<Vec<String>>,
 }
 
 impl Indexed {
@@ -33,18 +33,16 @@ impl Indexed {
         let mut words = words(&format!("{} {}", record.title, searchable_text(&record)));
         words.sort();
         words.dedup();
-        let facets = Facet::ALL.iter().map(|f| f.values(&record)).collect();
-        Self {
-            record,
-            words,
-            facets,
-        }
+        Self { record, words }
     }
 }
 
 /// A search index over practice records.
 pub struct Index {
     items: Vec<Arc<Indexed>>,
+    /// Each item's facet values, coded by `codes`.
+    coded: Vec<Coded>,
+    codes: FacetCodes,
 }
 
 /// What to look for: the same search the node's list reads from an address.
@@ -94,7 +92,13 @@ impl Index {
                 .cmp(&a.record.updated_at)
                 .then_with(|| a.record.id.cmp(&b.record.id))
         });
-        Self { items }
+        let mut codes = FacetCodes::default();
+        let coded = items.iter().map(|i| codes.code(&i.record)).collect();
+        Self {
+            items,
+            coded,
+            codes,
+        }
     }
 
     /// The record at a hit's position.
@@ -104,38 +108,20 @@ impl Index {
 
     pub fn search(&self, q: &Query) -> Results {
         let terms = words(&q.text);
+        let selection = self
+            .codes
+            .selection(q.filters.iter().map(|(f, v)| (*f, v.as_str())));
         let hits: Vec<usize> = self
             .items
             .iter()
+            .zip(&self.coded)
             .enumerate()
-            .filter(|(_, e)| terms.iter().all(|t| has_prefix(&e.words, t)))
-            .filter(|(_, e)| {
-                // Within a facet, any chosen value; across facets, all.
-                Facet::ALL.iter().zip(&e.facets).all(|(facet, values)| {
-                    let mut wanted = q.selected(*facet).peekable();
-                    wanted.peek().is_none() || wanted.any(|w| values.contains(w))
-                })
+            .filter(|(_, (e, coded))| {
+                selection.admits(coded) && terms.iter().all(|t| has_prefix(&e.words, t))
             })
             .map(|(i, _)| i)
             .collect();
-        // Counts: each facet's values over the hits, sorted, counted by runs.
-        let facets = (0..Facet::ALL.len())
-            .map(|f| {
-                let mut values: Vec<String> = hits
-                    .iter()
-                    .flat_map(|&i| self.items[i].facets[f].iter().cloned())
-                    .collect();
-                values.sort();
-                let mut counts: Vec<(String, usize)> = Vec::new();
-                for v in values {
-                    match counts.last_mut() {
-                        Some((last, n)) if *last == v => *n += 1,
-                        _ => counts.push((v, 1)),
-                    }
-                }
-                sorted(counts, &|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)))
-            })
-            .collect();
+        let facets = self.codes.count(hits.iter().map(|&i| &self.coded[i]));
         Results { hits, facets }
     }
 }

@@ -85,6 +85,39 @@ where
     }
 }
 
+/// A JSON answer from `url` (`http://host:port/path`), over plain HTTP/1.1.
+pub async fn get_json(url: &str) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url.strip_prefix("http://")?;
+    let (host, path) = url.split_once('/')?;
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// Waits until a node's index lists `n` practices (it is built as the node starts, after
+/// an import, while the node already serves).
+pub async fn wait_listed(node: &RunningNode, n: u64) {
+    let url = format!("{}/api/practices?limit=1", node.http_url());
+    eventually(WAIT, "the practices are listed", || {
+        let url = url.clone();
+        async move {
+            let body = get_json(&url).await?;
+            (body["total"].as_u64() == Some(n)).then_some(())
+        }
+    })
+    .await
+    .expect("listed");
+}
+
 /// Waits until `node` has answered at least `n` fresh peers straight from storage, without
 /// loading the documents (`ibis_snapshots_served_total`), so a test knows that path ran.
 pub async fn served_unloaded(node: &RunningNode, n: u64) -> anyhow::Result<()> {
@@ -176,7 +209,9 @@ impl Federation {
                 .last()
                 .map(|n| vec![n.sync_url()])
                 .unwrap_or_default();
-            let node = federation.serve(i, "127.0.0.1:0".parse()?, peers).await?;
+            let node = federation
+                .serve(i, "127.0.0.1:0".parse()?, peers, None)
+                .await?;
             federation.addrs.push(node.addr());
             federation.nodes.push(node);
         }
@@ -191,6 +226,7 @@ impl Federation {
         i: usize,
         listen: std::net::SocketAddr,
         peers: Vec<String>,
+        max_connections: Option<usize>,
     ) -> anyhow::Result<RunningNode> {
         ibis_node::serve(ServeOptions {
             data_dir: self.dirs[i].clone(),
@@ -198,6 +234,7 @@ impl Federation {
             peers,
             app_dir: app_dir(),
             open: self.open,
+            max_connections,
             ..ServeOptions::default()
         })
         .await
@@ -246,12 +283,22 @@ impl Federation {
     }
 
     pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.restart_with_max_connections(i, None).await
+    }
+
+    /// Restarts node `i` taking at most `max` sync connections at once (more are
+    /// refused until one closes); `None`: as its configuration says.
+    pub async fn restart_with_max_connections(
+        &mut self,
+        i: usize,
+        max: Option<usize>,
+    ) -> anyhow::Result<()> {
         let peers = if i > 0 {
             vec![self.nodes[i - 1].sync_url()]
         } else {
             Vec::new()
         };
-        let node = self.serve(i, self.addrs[i], peers).await?;
+        let node = self.serve(i, self.addrs[i], peers, max).await?;
         let placeholder = std::mem::replace(&mut self.nodes[i], node);
         placeholder.shutdown().await?;
         self.wait_connected(i).await

@@ -14,7 +14,9 @@ use ibis_shared::model::publication::organization_author;
 use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::{Author, DocumentKind, Role};
 use ibis_shared::DocumentId;
-use ibis_tests::{axe, browser_tests_enabled, eventually, Browser, Federation, WAIT};
+use ibis_tests::{
+    axe, browser_tests_enabled, eventually, get_json, wait_listed, Browser, Federation, WAIT,
+};
 
 /// 25 published practices (two pages of the node's list), 5 in Brazil.
 fn practices() -> Vec<PracticeRecord> {
@@ -82,36 +84,6 @@ async fn member(fed: &Federation, i: usize) -> (Client, Author) {
 }
 
 /// Waits until node `i` lists `n` practices to visitors.
-async fn wait_listed(fed: &Federation, i: usize, n: u64) {
-    let url = format!("{}/api/practices", fed.nodes[i].http_url());
-    eventually(WAIT, "the practices are listed", || {
-        let url = url.clone();
-        async move {
-            let body: serde_json::Value = reqwest_get(&url).await?;
-            (body["total"].as_u64() == Some(n)).then_some(())
-        }
-    })
-    .await
-    .expect("listed");
-}
-
-async fn reqwest_get(url: &str) -> Option<serde_json::Value> {
-    let url = url.strip_prefix("http://")?;
-    let (host, path) = url.split_once('/')?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .ok()?;
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.ok()?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
-}
-
 async fn css_texts(browser: &Browser, css: &str) -> Vec<String> {
     let mut out = Vec::new();
     for el in browser
@@ -184,7 +156,7 @@ async fn the_nodes_pages_read_and_link_without_javascript() {
     }
     tokio::time::timeout(Duration::from_secs(180), async {
         let fed = federation().await;
-        wait_listed(&fed, 0, 25).await;
+        wait_listed(&fed.nodes[0], 25).await;
         // An event, listed in Lyon's catalogue, about the first practice.
         let (client, author) = member(&fed, 0).await;
         let mut event = Event::new(
@@ -307,6 +279,22 @@ async fn the_nodes_pages_read_and_link_without_javascript() {
         );
         checked.push(browser.current_url().await.unwrap().to_string());
 
+        // The map: a point per city, and its places listed, each linking to its list.
+        browser.goto(&format!("{base}/")).await.unwrap();
+        click_css(&browser, "nav[aria-label=main] a[href='/map']").await;
+        assert_eq!(css_texts(&browser, "h1").await, vec!["Practices on a map"]);
+        let points = browser
+            .client
+            .find_all(Locator::Css("svg.world circle"))
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 2, "Lyon and Recife");
+        checked.push(browser.current_url().await.unwrap().to_string());
+        click_css(&browser, "ul.places a[href='/?country=BR&city=Recife']").await;
+        let rows = css_texts(&browser, "ul.practices li").await;
+        assert_eq!(rows.len(), 5, "{rows:?}");
+        assert!(rows.iter().all(|r| r.contains("Recife")), "{rows:?}");
+
         // An address that is no page.
         browser
             .goto(&format!("{base}/practices/nothing"))
@@ -332,7 +320,7 @@ async fn the_app_takes_over_the_nodes_page_keeps_it_and_is_live() {
     tokio::time::timeout(Duration::from_secs(180), async {
         let fed = federation().await;
         // The visitor is at Recife's node, which holds Lyon's practices as a partner.
-        wait_listed(&fed, 1, 25).await;
+        wait_listed(&fed.nodes[1], 25).await;
         let browser = Browser::start().await.expect("browser");
         browser
             .goto(&format!("{}/?country=BR&q=neighbours", fed.nodes[1].http_url()))
@@ -380,7 +368,7 @@ async fn the_app_takes_over_the_nodes_page_keeps_it_and_is_live() {
         // Live: Lyon's editor retitles a practice at Lyon; it reaches this page through
         // Recife without a reload.
         let (client, author) = member(&fed, 0).await;
-        let id = reqwest_get(&format!("{}/api/practices?q=story+5", fed.nodes[0].http_url()))
+        let id = get_json(&format!("{}/api/practices?q=story+5", fed.nodes[0].http_url()))
             .await
             .and_then(|v| v["results"][0]["id"].as_str().map(str::to_owned))
             .expect("the practice's id");
@@ -418,15 +406,22 @@ async fn a_browser_that_opened_ibis_once_reloads_it_offline() {
     }
     tokio::time::timeout(Duration::from_secs(180), async {
         let mut fed = federation().await;
-        wait_listed(&fed, 0, 25).await;
+        wait_listed(&fed.nodes[0], 25).await;
         let browser = Browser::start().await.expect("browser");
         // One page load.
         browser
             .goto(&format!("{}/", fed.nodes[0].http_url()))
             .await
             .unwrap();
-        eventually(WAIT, "the app shows the catalogue", || async {
-            let n = browser.texts("practice-title").await.ok()?.len();
+        eventually(WAIT, "the app's replica holds the catalogue", || async {
+            let n = browser
+                .client
+                .find_all(Locator::Css(
+                    "[data-testid=practice-list][data-source=replica] [data-testid=practice-title]",
+                ))
+                .await
+                .ok()?
+                .len();
             (n == 25).then_some(())
         })
         .await
@@ -513,8 +508,8 @@ async fn the_nodes_practice_page_and_the_apps_show_the_same_fields() {
         })
         .await
         .expect("federation");
-        wait_listed(&fed, 0, 1).await;
-        let id = reqwest_get(&format!("{}/api/practices", fed.nodes[0].http_url()))
+        wait_listed(&fed.nodes[0], 1).await;
+        let id = get_json(&format!("{}/api/practices", fed.nodes[0].http_url()))
             .await
             .and_then(|v| v["results"][0]["id"].as_str().map(str::to_owned))
             .expect("the practice's id");

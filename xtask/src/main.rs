@@ -7,17 +7,20 @@
 //! - `test`: formatting, lints and every test, browser tests included, and a quick smoke
 //!   run of the benchmark.
 //! - `bench [--quick] [--update-readme]`: ibis against the JS server and samod.
+//! - `geodata`: remakes the world map and the gazetteer in `node/data/` from registry
+//!   packages.
 
 mod app;
 mod bench;
 mod demo;
+mod geodata;
 mod setup;
 mod test;
 mod util;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <setup | build-app [--dev] | demo | test | bench [--quick] [--update-readme]>";
+const USAGE: &str = "usage: cargo xtask <setup | build-app [--dev] | demo | test | bench [--quick] [--update-readme] | geodata>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(),
         Some("test") => test::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("geodata") => geodata::run(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

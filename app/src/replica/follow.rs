@@ -15,7 +15,7 @@ use automerge::{Automerge, ReadDoc, ScalarValue, Value, ROOT};
 use ibis_shared::model::catalogue::Listing;
 use ibis_shared::model::directory::Directory;
 use ibis_shared::model::event::Event;
-use ibis_shared::model::record::{PracticeRecord, RecordLink};
+use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::{kind_of, DocumentKind, Practice};
 use ibis_shared::DocumentId;
 
@@ -48,65 +48,7 @@ impl StoredSummary {
     /// for a record of thirty-odd fields would cost the app a good part of its size budget.
     pub fn parse(json: &str) -> Option<Self> {
         let v = Json::parse(json)?;
-        let r = v.get("record");
-        let text = |key: &str| r.string(key);
-        let texts = |key: &str| -> Vec<String> {
-            r.get(key).items().iter().filter_map(Json::text).collect()
-        };
-        let numbers = |key: &str| -> Vec<u8> {
-            let items = r.get(key).items();
-            items
-                .iter()
-                .filter_map(|n| Some(n.number()? as u8))
-                .collect()
-        };
-        let int = |key: &str| r.get(key).number().unwrap_or_default() as i64;
-        let record = PracticeRecord {
-            id: r.get("id").text(),
-            title: text("title"),
-            summary: text("summary"),
-            context: text("context"),
-            process: text("process"),
-            outcomes: text("outcomes"),
-            transferability: text("transferability"),
-            funding: text("funding"),
-            city: text("city"),
-            country: text("country"),
-            latitude: r.get("latitude").number(),
-            longitude: r.get("longitude").number(),
-            lead_organization: text("lead_organization"),
-            partners: texts("partners"),
-            themes: texts("themes"),
-            gcm_objectives: numbers("gcm_objectives"),
-            sdg_goals: numbers("sdg_goals"),
-            target_groups: texts("target_groups"),
-            actor_level: text("actor_level"),
-            start_date: text("start_date"),
-            end_date: text("end_date"),
-            evidence_level: text("evidence_level"),
-            replicated_by: texts("replicated_by"),
-            contact_name: text("contact_name"),
-            contact_role: text("contact_role"),
-            contact_email: text("contact_email"),
-            contact_phone: text("contact_phone"),
-            contact_consent: r.get("contact_consent").flag().unwrap_or_default(),
-            resources: r
-                .get("resources")
-                .items()
-                .iter()
-                .map(|l| RecordLink {
-                    title: l.string("title"),
-                    url: l.string("url"),
-                })
-                .collect(),
-            language: text("language"),
-            review_state: text("review_state"),
-            home_organization: text("home_organization"),
-            created_by: text("created_by"),
-            created_at: int("created_at"),
-            updated_by: text("updated_by"),
-            updated_at: int("updated_at"),
-        };
+        let record = crate::json::practice_record(&v.get("record"));
         Some(Self {
             heads: v.get("heads").text()?,
             record,

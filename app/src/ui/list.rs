@@ -1,5 +1,5 @@
-//! Browse: search and facets over the local replica, the results, and exports of what is
-//! shown.
+//! Browse: search and facets over the local replica (over the node's index until the
+//! replica holds the whole catalogue), the results, and exports of what is shown.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use ibis_shared::model::review::ReviewState;
 use leptos::prelude::*;
 
 use super::{add::AddPractice, ctx, download};
+use crate::node_api::NodeSearch;
 use crate::replica::{mark_once, replica};
 use ibis_shared::search::{Index, Query};
 
@@ -69,31 +70,82 @@ pub fn ListPage() -> impl IntoView {
             replica().map(|r| r.summaries()).unwrap_or_default(),
         )))
     });
-    let results = Memo::new(move |_| Shared(Arc::new(index.get().0.search(&query.get()))));
-    Effect::new(move |_| ctx.shown.set(Some(results.get().0.hits.len())));
+    let local = Memo::new(move |_| Shared(Arc::new(index.get().0.search(&query.get()))));
     // The list shows a page at a time; a new search starts again at the first page.
     let limit = RwSignal::new(PAGE);
     Effect::watch(move || query.track(), move |_, _, _| limit.set(PAGE), false);
+    // Until the replica finds what the node finds (a first visit, its catalogue still
+    // arriving), the node answers: a search covers every practice from the first second.
+    // Once the replica has caught up (the catalogue loaded, and a search of it as long as
+    // the node's), the replica answers alone: live, offline, with no request.
+    let node_answer: RwSignal<Option<Shared<NodeSearch>>> = RwSignal::new(None);
+    let caught_up = RwSignal::new(false);
+    Effect::new(move |_| {
+        if caught_up.get() {
+            return;
+        }
+        let (asked, wanted) = (query.get(), limit.get());
+        leptos::task::spawn_local(async move {
+            if let Ok(found) = crate::node_api::search(&asked, wanted).await {
+                if query.with_untracked(|now| *now == asked) {
+                    node_answer.set(Some(Shared(Arc::new(found))));
+                }
+            }
+        });
+    });
+    let answer = move || {
+        let local_hits = local.with(|l| l.0.hits.len());
+        node_answer.get().filter(|a| {
+            !caught_up.get() && a.0.total > local_hits && query.with(|q| a.0.query == *q)
+        })
+    };
+    Effect::new(move |_| {
+        let behind = node_answer.with(|a| {
+            a.as_ref().is_none_or(|a| {
+                query.with(|q| a.0.query != *q) || a.0.total > local.with(|l| l.0.hits.len())
+            })
+        });
+        if ctx.signals.settled.get() && !behind {
+            caught_up.set(true);
+        }
+    });
+    // (Closures rather than memos: each memo type adds its own code to the app.)
+    let from_node = move || answer().is_some();
+    let total = move || match answer() {
+        Some(a) => a.0.total,
+        None => local.get().0.hits.len(),
+    };
+    let counts = Callback::new(move |at: usize| {
+        match answer() {
+            Some(a) => a.0.facets.get(at).cloned(),
+            None => local.get().0.facets.get(at).cloned(),
+        }
+        .unwrap_or_default()
+    });
+    Effect::new(move |_| ctx.shown.set(Some(total())));
     // The first `n` matching records.
-    let first = move |n: usize| {
-        let index = index.get().0;
-        results
-            .get()
-            .0
-            .hits
-            .iter()
-            .take(n)
-            .map(|&i| index.record(i).clone())
-            .collect::<Vec<_>>()
+    let first = move |n: usize| match answer() {
+        Some(a) => a.0.records.iter().take(n).cloned().collect::<Vec<_>>(),
+        None => {
+            let index = index.get().0;
+            local
+                .get()
+                .0
+                .hits
+                .iter()
+                .take(n)
+                .map(|&i| index.record(i).clone())
+                .collect()
+        }
     };
     let matching = move || first(usize::MAX);
     let shown = move || first(limit.get());
-    let more = move || results.get().0.hits.len().saturating_sub(limit.get());
+    let more = move || total().saturating_sub(limit.get());
     // Points in the page's timeline: the first rows, and the whole stored catalogue shown.
     Effect::new(move |_| {
-        if !results.get().0.hits.is_empty() {
+        if total() > 0 {
             mark_once("ibis:list-first-rows");
-            if ctx.signals.settled.get() {
+            if ctx.signals.settled.get() && !from_node() {
                 mark_once("ibis:list-complete");
             }
         }
@@ -112,10 +164,11 @@ pub fn ListPage() -> impl IntoView {
                     prop:value=move || query.get().text
                     on:input=move |ev| query.update(|q| q.text = event_target_value(&ev))/>
                 <span data-testid="result-count" class="count">
-                    {move || results.get().0.hits.len()} " " {move || ctx.t("practices")}
+                    {total} " " {move || ctx.t("practices")}
                 </span>
-                <button data-testid="export-csv" on:click=export_csv>{move || ctx.t("Export CSV")}</button>
-                <button data-testid="export-json" on:click=export_json>{move || ctx.t("Export JSON")}</button>
+                // Exports are of the whole result, which only the replica holds.
+                <button data-testid="export-csv" disabled=from_node on:click=export_csv>{move || ctx.t("Export CSV")}</button>
+                <button data-testid="export-json" disabled=from_node on:click=export_json>{move || ctx.t("Export JSON")}</button>
                 <Show when=move || ctx.author().is_some() || ctx.role().is_some()>
                     <button data-testid="add-open" class="primary"
                         on:click=move |_| adding.update(|a| *a = !*a)>{move || ctx.t("Add a practice")}</button>
@@ -131,14 +184,15 @@ pub fn ListPage() -> impl IntoView {
                     </Show>
                     {Facet::ALL
                         .into_iter()
-                        .map(|facet| view! { <FacetBox facet query results=results/> })
+                        .map(|facet| view! { <FacetBox facet query counts/> })
                         .collect_view()}
                 </aside>
                 <div class="results">
-                    <Show when=move || ctx.ready.get() && results.get().0.hits.is_empty()>
+                    <Show when=move || ctx.ready.get() && total() == 0>
                         <p>{move || ctx.t("No practices match.")}</p>
                     </Show>
-                    <ul data-testid="practice-list" class="practices">
+                    <ul data-testid="practice-list" class="practices"
+                        data-source=move || if from_node() { "node" } else { "replica" }>
                         <For each=shown key=|r| (r.id.clone(), r.updated_at, r.title.clone()) let:r>
                             <PracticeRow record=r/>
                         </For>
@@ -159,11 +213,16 @@ pub fn ListPage() -> impl IntoView {
 fn FacetBox(
     facet: Facet,
     query: RwSignal<Query>,
-    results: Memo<Shared<ibis_shared::search::Results>>,
+    /// The facet's (value, count) pairs, by the facet's place in `Facet::ALL`.
+    counts: Callback<usize, Vec<(String, usize)>>,
 ) -> impl IntoView {
     let ctx = ctx();
+    let at = Facet::ALL
+        .iter()
+        .position(|f| *f == facet)
+        .unwrap_or_default();
     let values = move || {
-        let mut values = results.get().0.facet(facet).to_vec();
+        let mut values = counts.run(at);
         // Keep selected values visible even when they match nothing now.
         for v in query.get().selected(facet) {
             if !values.iter().any(|(x, _)| x == v) {

@@ -17,7 +17,7 @@ mod practice;
 mod practice_edit;
 mod publishing;
 mod review;
-mod route;
+pub mod route;
 mod takeover;
 
 use automerge::Automerge;
@@ -271,6 +271,8 @@ fn Header() -> impl IntoView {
                 <a href="/">{move || ctx.t("Practices")}</a>
                 <a href="/events">{move || ctx.t("Events")}</a>
                 <a href="/organizations">{move || ctx.t("Organizations")}</a>
+                // The node's page (the app has no map): a link the browser follows.
+                <a href="/map">{move || ctx.t("Map")}</a>
             </nav>
             <div class="tools">
                 <label class="visually-hidden" for="lang">{move || ctx.t("Language")}</label>

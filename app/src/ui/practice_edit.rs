@@ -143,6 +143,7 @@ pub fn EditForm(
                 {scalar(ScalarField::Country, "Country")}
                 {scalar(ScalarField::LeadOrganization, "Lead organization")}
             </div>
+            <Coordinates p apply problem/>
             <label>{move || ctx.t("Partners")}
                 <input data-testid="edit-partners" prop:value=move || p().map(|p| p.partners.join(", ")).unwrap_or_default()
                     on:change=move |ev| apply(PracticeEdit::Partners(event_target_value(&ev).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()))/>
@@ -230,5 +231,53 @@ fn ContactFields(
                 </Show>
             </fieldset>
         </Show>
+    }
+}
+
+/// Where the practice is: two number fields the browser reads (the app then carries no
+/// decimal parsing or printing of its own: its size budget). Both, or neither.
+#[component]
+fn Coordinates(
+    p: impl Fn() -> Option<ibis_shared::model::Practice> + Copy + Send + Sync + 'static,
+    apply: impl Fn(PracticeEdit) + Copy + Send + Sync + 'static,
+    problem: RwSignal<String>,
+) -> impl IntoView {
+    let ctx = ctx();
+    let lat = NodeRef::<leptos::html::Input>::new();
+    let lon = NodeRef::<leptos::html::Input>::new();
+    let shown = move |of: fn(&ibis_shared::model::practice::Coordinates) -> f64| {
+        move || {
+            p().and_then(|p| p.coordinates)
+                .map(|c| wasm_bindgen::JsValue::from_f64(of(&c)))
+                .unwrap_or_else(|| wasm_bindgen::JsValue::from_str(""))
+        }
+    };
+    let changed = move |_| {
+        let read = |field: NodeRef<leptos::html::Input>| {
+            field
+                .get_untracked()
+                .map(|i| i.value_as_number())
+                .filter(|n| !n.is_nan())
+        };
+        match (read(lat), read(lon)) {
+            (Some(lat), Some(lon)) => apply(PracticeEdit::Coordinates(Some(
+                ibis_shared::model::practice::Coordinates { lat, lon },
+            ))),
+            (None, None) => apply(PracticeEdit::Coordinates(None)),
+            _ => problem.set(ctx.t("latitude and longitude go together").into()),
+        }
+    };
+    view! {
+        <fieldset class="row" data-testid="edit-coordinates">
+            <legend>{move || ctx.t("Coordinates")}</legend>
+            <label>{move || ctx.t("Latitude")}
+                <input type="number" step="any" min="-90" max="90" node_ref=lat
+                    data-testid="edit-latitude" prop:value=shown(|c| c.lat) on:change=changed/>
+            </label>
+            <label>{move || ctx.t("Longitude")}
+                <input type="number" step="any" min="-180" max="180" node_ref=lon
+                    data-testid="edit-longitude" prop:value=shown(|c| c.lon) on:change=changed/>
+            </label>
+        </fieldset>
     }
 }

@@ -114,19 +114,17 @@ pub fn search_in_address() -> ListQuery {
 /// Writes `query` into the address bar (replacing the entry: typing is not history),
 /// keeping a chosen language; the list shows more rows instead of pages, so no page.
 pub fn show_search_in_address(query: &ListQuery) {
-    let encode = |text: &str| String::from(js_sys::encode_uri_component(text));
     let lang = address_params().into_iter().find(|(k, _)| k == "lang");
-    let pairs: Vec<String> = query
+    let pairs = query
         .to_pairs()
         .into_iter()
         .filter(|(key, _)| *key != "page")
-        .chain(lang.map(|(_, v)| ("lang", v)))
-        .map(|(key, value)| format!("{key}={}", encode(&value)))
-        .collect();
-    let url = if pairs.is_empty() {
+        .chain(lang.map(|(_, v)| ("lang", v)));
+    let parameters = query_string(pairs);
+    let url = if parameters.is_empty() {
         location_path()
     } else {
-        format!("{}?{}", location_path(), pairs.join("&"))
+        format!("{}?{parameters}", location_path())
     };
     let current = window().location().search().unwrap_or_default();
     if url != format!("{}{current}", location_path()) {
@@ -134,6 +132,15 @@ pub fn show_search_in_address(query: &ListQuery) {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
         }
     }
+}
+
+/// Parameters as an address writes them (`q=community%20guides&theme=housing`).
+pub fn query_string(pairs: impl Iterator<Item = (&'static str, String)>) -> String {
+    let encode = |text: &str| String::from(js_sys::encode_uri_component(text));
+    pairs
+        .map(|(key, value)| format!("{key}={}", encode(&value)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn location_path() -> String {

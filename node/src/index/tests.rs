@@ -184,10 +184,10 @@ fn the_index_is_rebuilt_from_storage() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(index.rebuild_if_stale().unwrap(), 4);
+    assert_eq!(index.rebuild_if_stale(&Default::default()).unwrap(), 4);
     assert_eq!(index.search(&query("housing", &[])).unwrap().total, 1);
     assert_eq!(
-        index.rebuild_if_stale().unwrap(),
+        index.rebuild_if_stale(&Default::default()).unwrap(),
         0,
         "only once per version"
     );
@@ -261,7 +261,7 @@ fn an_index_laid_out_by_version_1_is_relaid_by_the_rebuild() {
         .unwrap();
     drop(index);
     let index = PracticeIndex::open(dir.path()).unwrap();
-    assert_eq!(index.rebuild_if_stale().unwrap(), 4);
+    assert_eq!(index.rebuild_if_stale(&Default::default()).unwrap(), 4);
     text_rows_follow_practice_rows(&index);
     assert_eq!(index.search(&query("housing", &[])).unwrap().total, 1);
 }
@@ -335,4 +335,68 @@ fn an_internal_practice_is_listed_for_members_until_its_public_practice_is() {
         .unwrap();
     assert!(index.get(&id, &members).unwrap().is_none());
     assert!(index.get(&public_id, &public()).unwrap().is_some());
+}
+
+#[test]
+fn search_follows_removals_and_reopening() {
+    let (dir, _store, index, ids) = setup();
+    // Montréal's practice (CA) is removed: it is neither found nor counted.
+    index.remove(&ids[1]).unwrap();
+    let all = index.search(&query("", &[])).unwrap();
+    assert_eq!(all.total, 2);
+    assert_eq!(all.facets["country"], vec![("FR".to_owned(), 2)]);
+    assert_eq!(index.search(&query("montreal", &[])).unwrap().total, 0);
+    let csv = index
+        .records(&query("", &[(Facet::Country, "FR")]), 10)
+        .unwrap();
+    assert_eq!(csv.len(), 2);
+    // A node that starts again lists what its index holds.
+    drop(index);
+    let index = PracticeIndex::open(dir.path()).unwrap();
+    let again = index.search(&query("", &[])).unwrap();
+    assert_eq!(
+        again.results.iter().map(|r| &r.title).collect::<Vec<_>>(),
+        all.results.iter().map(|r| &r.title).collect::<Vec<_>>()
+    );
+    assert_eq!(again.facets, all.facets);
+}
+
+#[test]
+fn places_group_practices_by_city_and_find_cities_without_coordinates() {
+    let (_dir, _store, index, _) = setup();
+    // None of them has coordinates: each is at its city, as the gazetteer has it.
+    let (places, unplaced) = index.places(&query("", &[])).unwrap();
+    assert_eq!(unplaced, 0);
+    let summary: Vec<(&str, &str, usize)> = places
+        .iter()
+        .map(|p| (p.country.as_str(), p.city.as_str(), p.practices))
+        .collect();
+    assert_eq!(summary, vec![("FR", "Lyon", 2), ("CA", "Montréal", 1)]);
+    assert!((45.0..46.5).contains(&places[0].lat) && (4.0..5.5).contains(&places[0].lon));
+    // The map follows the search.
+    let (places, _) = index.places(&query("", &[(Facet::Country, "CA")])).unwrap();
+    assert_eq!(places.len(), 1);
+}
+
+#[test]
+fn search_sees_what_another_writer_of_the_database_wrote() {
+    let (dir, _store, index, ids) = setup();
+    assert_eq!(index.search(&query("shelter", &[])).unwrap().total, 0);
+    // A second writer (a stopping node's last batch, another process) re-indexes a
+    // practice, which moves its rows to new rowids, and adds one.
+    let other = PracticeIndex::open(dir.path()).unwrap();
+    let doc = practice("Shelter first", "Lyon", "FR", &["housing"], "published");
+    let moved = IndexEntry::of(ids[2], &doc).unwrap();
+    let new = IndexEntry::of(
+        DocumentId::random(),
+        &practice("Night shelter", "Lyon", "FR", &["housing"], "published"),
+    )
+    .unwrap();
+    other.upsert(&[moved, new]).unwrap();
+    let found = index.search(&query("shelter", &[])).unwrap();
+    assert_eq!(found.total, 2, "{:?}", found.results);
+    assert_eq!(index.search(&query("", &[])).unwrap().total, 4);
+    // And its own writes after that are still followed.
+    index.remove(&ids[0]).unwrap();
+    assert_eq!(index.search(&query("", &[])).unwrap().total, 3);
 }

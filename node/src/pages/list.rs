@@ -22,7 +22,7 @@ pub const PAGE_SIZE: usize = 20;
 const FACET_VALUES: usize = 12;
 
 /// The index's search for one page of a list query.
-fn index_query(asked: &ListQuery) -> index::Query {
+pub(super) fn index_query(asked: &ListQuery) -> index::Query {
     let mut q = index::Query {
         text: asked.text.clone(),
         limit: PAGE_SIZE,
@@ -112,13 +112,29 @@ fn render(lang: &PageLang, asked: &ListQuery, result: &index::SearchResult) -> S
     m.push_str("<div class=\"columns\">");
     m.push_str(&facets(lang, asked, result));
     m.push_str("<div class=\"results\">");
+    let pairs: Vec<(String, String)> = asked
+        .to_pairs()
+        .into_iter()
+        .filter(|(k, _)| *k != "page")
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    m.push_str(&format!(
+        "<p><a href=\"{}\">{}</a>",
+        escape(&lang.link("/map", &pairs)),
+        lang.t("Show on a map")
+    ));
     if !asked.is_empty() {
         m.push_str(&format!(
-            "<p><a href=\"{}\">{}</a></p>",
+            " · <a href=\"{}\">{}</a>",
             escape(&lang.link("/", &[])),
             lang.t("Clear filters")
         ));
     }
+    m.push_str("</p>");
     if result.results.is_empty() {
         m.push_str(&format!("<p>{}</p>", lang.t("No practices match.")));
     }

@@ -4,6 +4,7 @@
 //! - `list.rs`: `/` — search, facets and paging as query parameters.
 //! - `practice.rs`: `/practices/{id}`.
 //! - `directory.rs`: `/organizations`, `/organizations/{id}`, `/events`, `/events/{id}`.
+//! - `map.rs`: `/map` — the practices a search finds, on a world map.
 //! - `sitemap.rs`: `/sitemap.xml`, `/robots.txt`.
 //! - `page.rs`: what every page has — its language, `<head>` (title, description, Open
 //!   Graph, hreflang alternates, JSON-LD), the app's shell around it, HTTP caching.
@@ -18,6 +19,7 @@ pub mod caching;
 mod directory;
 mod html;
 mod list;
+mod map;
 mod page;
 mod practice;
 mod sitemap;
@@ -39,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/organizations/{id}", get(directory::organization))
         .route("/events", get(directory::events))
         .route("/events/{id}", get(directory::event))
+        .route("/map", get(map::page))
         .route("/sitemap.xml", get(sitemap::sitemap))
         .route("/robots.txt", get(sitemap::robots))
 }

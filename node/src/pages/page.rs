@@ -287,7 +287,7 @@ impl Page {
 <header class=\"top\"><div class=\"brand\"><a href=\"{home}\"><strong>ibis</strong></a>\
 <span class=\"tagline\">{tagline}</span><span class=\"org\">{org}</span></div>\
 <nav aria-label=\"main\"><a href=\"{home}\">{practices}</a><a href=\"{events_link}\">{events}</a>\
-<a href=\"{orgs_link}\">{orgs}</a></nav>\
+<a href=\"{orgs_link}\">{orgs}</a><a href=\"{map_link}\">{map}</a></nav>\
 <div class=\"tools\"><nav class=\"languages\" aria-label=\"{language}\">{languages}</nav></div></header>\
 <main id=\"content\">{main}</main></div>",
             skip = l.t("Skip to content"),
@@ -298,6 +298,8 @@ impl Page {
             events_link = escape(&l.link("/events", &[])),
             events = l.t("Events"),
             orgs_link = escape(&l.link("/organizations", &[])),
+            map_link = escape(&l.link("/map", &[])),
+            map = l.t("Map"),
             orgs = l.t("Organizations"),
             language = l.t("Language"),
             main = self.main,

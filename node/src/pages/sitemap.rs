@@ -50,10 +50,10 @@ pub async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Respo
         }
         out.push_str("</url>\n");
     };
-    for path in ["/", "/organizations", "/events"] {
+    for path in ["/", "/organizations", "/events", "/map"] {
         url(path, None);
     }
-    let mut left = MAX_URLS.saturating_sub(3);
+    let mut left = MAX_URLS.saturating_sub(4);
     for r in &records {
         if left == 0 {
             break;
