@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ibis_node::{InitOptions, ServeOptions};
+use ibis_node::InitOptions;
 
 mod common;
 
@@ -16,9 +16,8 @@ async fn practices_are_placed_on_the_map_by_their_coordinates_or_their_city() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let dir = tempfile::tempdir().unwrap();
         ibis_node::init(&InitOptions::new(dir.path(), "Network of Cities")).unwrap();
-        let file = dir.path().join("practices.json");
-        std::fs::write(
-            &file,
+        let report = common::import_json(
+            dir.path(),
             serde_json::json!([
                 {"title": "Language cafés", "summary": "Neighbours meet.", "city": "Lyon",
                  "country": "FR", "themes": ["education-language"], "review_state": "published"},
@@ -28,34 +27,17 @@ async fn practices_are_placed_on_the_map_by_their_coordinates_or_their_city() {
                 {"title": "Island homes", "summary": "Housing first.", "city": "Atlantis",
                  "country": "FR", "themes": ["housing"], "review_state": "published"},
                 {"title": "Unfinished draft", "city": "Lyon", "country": "FR"}
-            ])
-            .to_string(),
-        )
-        .unwrap();
-        let report =
-            ibis_node::import::import(dir.path(), &file, ibis_node::import::Format::Json, "test")
-                .unwrap();
+            ]),
+        );
         assert_eq!(report.failed(), 0);
         assert_eq!(
             report.placed, 2,
             "both Lyon rows; Lisbon had its own, Atlantis is unknown"
         );
-        let node = ibis_node::serve(ServeOptions {
-            data_dir: dir.path().to_owned(),
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..ServeOptions::default()
-        })
-        .await
-        .unwrap();
+        let node = common::serve(dir.path()).await;
         let addr = node.addr();
-        let mut api = get(addr, "/api/practices", &[]).await;
-        for _ in 0..100 {
-            if api.body.contains("Island homes") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            api = get(addr, "/api/practices", &[]).await;
-        }
+        let api =
+            common::get_when(addr, "/api/practices", |a| a.body.contains("Island homes")).await;
         let listed: serde_json::Value = serde_json::from_str(&api.body).unwrap();
         let at = |title: &str| {
             let r = listed["results"]

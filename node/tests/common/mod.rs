@@ -73,3 +73,39 @@ pub async fn get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)
         body: body.to_owned(),
     }
 }
+
+/// Imports `records` (a JSON array of practice records) into a stopped node's data dir.
+pub fn import_json(dir: &std::path::Path, records: serde_json::Value) -> ibis_node::import::Report {
+    let file = dir.join("practices.json");
+    std::fs::write(&file, records.to_string()).unwrap();
+    ibis_node::import::import(dir, &file, ibis_node::import::Format::Json, "test").unwrap()
+}
+
+/// Serves a data dir on an ephemeral port of 127.0.0.1.
+pub async fn serve(dir: &std::path::Path) -> ibis_node::RunningNode {
+    ibis_node::serve(ibis_node::ServeOptions {
+        data_dir: dir.to_owned(),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..ibis_node::ServeOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// GETs `path` until its answer satisfies `ready` (the index follows documents a moment
+/// after they change), five seconds at most; the last answer.
+pub async fn get_when(
+    addr: std::net::SocketAddr,
+    path: &str,
+    ready: impl Fn(&Answer) -> bool,
+) -> Answer {
+    let mut answer = get(addr, path, &[]).await;
+    for _ in 0..100 {
+        if ready(&answer) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        answer = get(addr, path, &[]).await;
+    }
+    answer
+}
