@@ -59,7 +59,8 @@ pub struct Signals {
     pub notice: RwSignal<Option<String>>,
     /// Ephemeral presence messages: document → (sender, payload, when).
     pub presence: RwSignal<u64>,
-    /// Every practice this browser had stored has been opened (set once per page load).
+    /// Every practice this browser had stored has been opened, or it had stored
+    /// documents at start (set once per page load).
     pub settled: RwSignal<bool>,
 }
 
@@ -188,7 +189,9 @@ impl Replica {
             .into_iter()
             .filter_map(|(id, json)| Some((id, StoredSummary::parse(&json)?.into_summary())))
             .collect();
-        if !summaries.is_empty() {
+        // A browser that stored anything before has its catalogue as it last saw it (even
+        // if that lists nothing any more).
+        if !summaries.is_empty() || !stored.is_empty() {
             signals.settled.set(true);
         }
         let redirects = db

@@ -80,11 +80,29 @@ pub fn ListPage() -> impl IntoView {
     // the node's), the replica answers alone: live, offline, with no request.
     let node_answer: RwSignal<Option<Shared<NodeSearch>>> = RwSignal::new(None);
     let caught_up = RwSignal::new(false);
+    // A returning browser's replica is its catalogue from the first moment (its stored
+    // practices are listed before it is ready): the node's answer, which may still list
+    // what this browser already saw withdrawn, is never shown to it.
+    Effect::new(move |_| {
+        if ctx.ready.get() && ctx.signals.settled.get_untracked() {
+            caught_up.set(true);
+        }
+    });
+    // Asked again as the replica changes (at most every two seconds), so an answer the
+    // node's index gave a moment before a withdrawal does not outlive it.
+    let asked_at = StoredValue::new(0u64);
     Effect::new(move |_| {
         if caught_up.get() {
             return;
         }
         let (asked, wanted) = (query.get(), limit.get());
+        let now = crate::replica::now_ms();
+        let same = node_answer.with_untracked(|a| a.as_ref().is_some_and(|a| a.0.query == asked));
+        ctx.signals.revision.track();
+        if same && now.saturating_sub(asked_at.get_value()) < 2_000 {
+            return;
+        }
+        asked_at.set_value(now);
         leptos::task::spawn_local(async move {
             if let Ok(found) = crate::node_api::search(&asked, wanted).await {
                 if query.with_untracked(|now| *now == asked) {
