@@ -292,7 +292,12 @@ fn PracticeRow(record: PracticeRecord) -> impl IntoView {
     let public = ReviewState::from_key(&state).is_some_and(|s| s.is_public());
     view! {
         <li class="practice" data-testid="practice-row">
-            <a href=path><span data-testid="practice-title">{record.title.clone()}</span></a>
+            <a href=path>
+                // The node's page marks its first title so; the app's titles too, for when
+                // the app takes over before the node's page was painted.
+                {view! { <span data-testid="practice-title">{record.title.clone()}</span> }
+                    .attr("elementtiming", "first-practice")}
+            </a>
             <span class="where">
                 <span data-testid="practice-city">{record.city.clone()}</span> ", "
                 <span data-testid="practice-country" title=move || facet_label(Facet::Country, &country, ctx.lang.get())>
