@@ -100,19 +100,22 @@ pub async fn start_node(ibis_node: &Path, dist: Option<&Path>, n: usize) -> anyh
         .stdout(Stdio::null())
         .status()?;
     ensure!(status.success(), "ibis-node init failed");
-    let file = dir.path().join("practices.json");
-    std::fs::write(&file, serde_json::to_vec(&generated(n))?)?;
-    // Its progress lines are noise here; its errors are kept for the failure message.
-    let import = std::process::Command::new(ibis_node)
-        .args(["import", "--data-dir"])
-        .arg(&data)
-        .arg(&file)
-        .output()?;
-    ensure!(
-        import.status.success(),
-        "ibis-node import failed: {}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    // In files of 10,000 (an import takes files up to 64 MiB).
+    for (n, chunk) in generated(n).chunks(10_000).enumerate() {
+        let file = dir.path().join(format!("practices-{n}.json"));
+        std::fs::write(&file, serde_json::to_vec(chunk)?)?;
+        // Its progress lines are noise here; its errors are kept for the failure message.
+        let import = std::process::Command::new(ibis_node)
+            .args(["import", "--data-dir"])
+            .arg(&data)
+            .arg(&file)
+            .output()?;
+        ensure!(
+            import.status.success(),
+            "ibis-node import failed: {}",
+            String::from_utf8_lossy(&import.stderr)
+        );
+    }
     let mut serve = Command::new(ibis_node);
     serve
         .args(["serve", "--listen", "127.0.0.1:0", "--open", "--data-dir"])
