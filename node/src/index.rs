@@ -2,30 +2,35 @@
 //! public record), its facet values, and an FTS5 table for full-text search.
 //!
 //! Search filters, orders and counts in memory ([`facet_table`]); FTS5 finds the words and
-//! SQLite keeps the records. It is derived data: documents are the truth. The index follows document changes a
-//! moment after they happen (see [`spawn_indexer`]) and is rebuilt from storage when its
-//! version changes.
+//! SQLite keeps the records (`sql`). It is derived data: documents are the truth. The
+//! index follows document changes a moment after they happen (see [`indexer`]) and is
+//! rebuilt from storage when its version changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use automerge::Automerge;
-use ibis_shared::model::facets::{words, Facet};
+use ibis_shared::model::facets::Facet;
 use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::review::ReviewState;
-use ibis_shared::model::{kind_of, DocumentKind, Practice};
-use ibis_shared::sync::{Notification, Policy};
 use ibis_shared::DocumentId;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use crate::host::Host;
 use crate::store::DATABASE_FILE;
 
+mod entry;
 mod facet_table;
+pub mod indexer;
+mod sql;
+
+pub use entry::IndexEntry;
 use facet_table::FacetTable;
 pub use facet_table::Place;
+use sql::{
+    generation, load_into, parse_record, remove_rows, text_query, write_transaction, GENERATION_KEY,
+};
 
 /// Bump to rebuild every node's index at its next start. 2: a practice's text row shares
 /// its `practice_index` row's rowid.
@@ -47,55 +52,6 @@ pub enum IndexError {
     Sqlite(#[from] rusqlite::Error),
     #[error("index data is corrupt: {0}")]
     Corrupt(String),
-}
-
-/// One practice as indexed.
-#[derive(Debug, Clone)]
-pub struct IndexEntry {
-    pub id: DocumentId,
-    /// The public form (contact details only with consent).
-    pub record: PracticeRecord,
-    /// When it was last published (milliseconds), if it was.
-    pub published_at: Option<i64>,
-}
-
-impl IndexEntry {
-    /// The entry for a document, if it is a practice to list: a public practice (for
-    /// everyone), or an internal one not (or no longer) published, for members (its state,
-    /// draft or submitted, is one only members may see). A published internal practice is
-    /// listed as its public practice.
-    pub fn of(id: DocumentId, doc: &Automerge) -> Option<Self> {
-        let practice = match kind_of(doc)? {
-            DocumentKind::Practice => Practice::load(doc).ok()?,
-            DocumentKind::InternalPractice => {
-                let practice = Practice::load(doc).ok()?;
-                if practice.state().is_public() {
-                    return None;
-                }
-                practice
-            }
-            _ => return None,
-        };
-        let published_at = practice
-            .review
-            .comments
-            .iter()
-            .rev()
-            .find(|c| c.action == "publish")
-            .map(|c| c.at)
-            // Imported records arrive published, without a review comment.
-            .or_else(|| {
-                practice
-                    .state()
-                    .is_public()
-                    .then_some(practice.provenance.created_at)
-            });
-        Some(Self {
-            id,
-            record: PracticeRecord::from_practice(Some(id), &practice, false),
-            published_at,
-        })
-    }
 }
 
 /// A search.
@@ -515,185 +471,6 @@ impl PracticeIndex {
         self.load_facet_table()?;
         Ok(count)
     }
-}
-
-/// A transaction that takes the write lock first. The index shares its database with
-/// the store: a deferred one that read (a rowid) before writing would fail at once, with
-/// "database is locked", whenever another connection committed in between, because
-/// SQLite cannot carry a reader's snapshot forward into a write. Taking the lock up
-/// front waits for the other writer instead (`busy_timeout`).
-fn write_transaction(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, IndexError> {
-    Ok(c.transaction_with_behavior(TransactionBehavior::Immediate)?)
-}
-
-fn remove_rows(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<(), IndexError> {
-    // The text row is found by the rowid it shares with the practice's row: FTS5 looks a
-    // rowid up, but a condition on its unindexed `id` column reads the whole table. That
-    // scan made every edit cost a read of the whole catalogue's text, and importing 10,000
-    // practices quadratic (70% of the node's time, perf).
-    let rowid: Option<i64> = tx
-        .prepare_cached("SELECT rowid FROM practice_index WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    if let Some(rowid) = rowid {
-        tx.prepare_cached("DELETE FROM practice_text WHERE rowid = ?1")?
-            .execute([rowid])?;
-    }
-    tx.prepare_cached("DELETE FROM practice_index WHERE id = ?1")?
-        .execute([id])?;
-    tx.prepare_cached("DELETE FROM practice_facets WHERE id = ?1")?
-        .execute([id])?;
-    Ok(())
-}
-
-fn parse_record(json: &str) -> Result<PracticeRecord, IndexError> {
-    serde_json::from_str(json).map_err(|e| IndexError::Corrupt(format!("indexed record: {e}")))
-}
-
-/// Counts the index's writes (in `meta`, in each write's own transaction): the facet
-/// table is read again when the database has writes it has not seen — another node's
-/// process on the same data dir, a writer of this one still finishing as it stops.
-const GENERATION_KEY: &str = "practice_index_generation";
-
-fn generation(c: &Connection) -> Result<i64, IndexError> {
-    Ok(c.query_row(
-        "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
-        [GENERATION_KEY],
-        |r| r.get(0),
-    )
-    .optional()?
-    .unwrap_or(0))
-}
-
-/// Reads the whole facet table from the index's rows.
-fn load_into(c: &Connection, table: &mut FacetTable) -> Result<(), IndexError> {
-    table.clear();
-    table.generation = generation(c)?;
-    let mut stmt = c.prepare("SELECT rowid, id, record FROM practice_index")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (rowid, id, json) = row?;
-        table.put(rowid, id, &parse_record(&json)?);
-    }
-    Ok(())
-}
-
-/// The FTS5 query for a search's text: every word must match, as a prefix; quoting
-/// keeps FTS5 syntax out of user input. `None` when the text has no words.
-fn text_query(text: &str) -> Option<String> {
-    let terms = words(text);
-    (!terms.is_empty()).then(|| {
-        terms
-            .iter()
-            .map(|w| format!("\"{}\"*", w.replace('"', "")))
-            .collect::<Vec<_>>()
-            .join(" ")
-    })
-}
-
-/// Keeps the index following the documents: collects the ids of changed documents from
-/// the engine's notifications and, a quarter second later, indexes those that are
-/// practices. If notifications were missed (the engine outran us), everything loaded is
-/// reindexed. A batch the index could not take stays due and is tried again, less often
-/// while failures go on (up to once a minute): nothing changed is left out of search.
-pub fn spawn_indexer<P>(host: Host<P>, index: Arc<PracticeIndex>) -> tokio::task::JoinHandle<()>
-where
-    P: Policy + Send + 'static,
-    P::Principal: PartialEq + Send,
-{
-    const TICK: Duration = Duration::from_millis(250);
-    const MOST_TICKS_BETWEEN_RETRIES: u32 = 240;
-    tokio::spawn(async move {
-        let mut events = host.subscribe();
-        let mut dirty: BTreeSet<DocumentId> = BTreeSet::new();
-        let mut everything = false;
-        let mut tick = tokio::time::interval(TICK);
-        let mut failures: u32 = 0;
-        let mut ticks_to_wait: u32 = 0;
-        loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Ok(Notification::DocumentChanged { document, .. })
-                    | Ok(Notification::DocumentReady { document })
-                    | Ok(Notification::DocumentErased { document }) => {
-                        dirty.insert(document);
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => everything = true,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-                _ = tick.tick() => {
-                    if dirty.is_empty() && !everything {
-                        continue;
-                    }
-                    if ticks_to_wait > 0 {
-                        ticks_to_wait -= 1;
-                        continue;
-                    }
-                    let ids = std::mem::take(&mut dirty);
-                    let all = std::mem::take(&mut everything);
-                    let wanted = ids.clone();
-                    // What is no longer listed (published internally, erased) leaves the
-                    // index; what is not in memory is left as it is.
-                    let changes = host
-                        .run(move |engine, _| {
-                            let ids: Vec<DocumentId> = if all {
-                                engine.known_documents().collect()
-                            } else {
-                                wanted.into_iter().collect()
-                            };
-                            let mut entries = Vec::new();
-                            let mut removed = Vec::new();
-                            for id in ids {
-                                match engine.document(&id) {
-                                    Some(doc) => match IndexEntry::of(id, doc) {
-                                        Some(entry) => entries.push(entry),
-                                        None => removed.push(id),
-                                    },
-                                    None if engine.is_erased(&id) => removed.push(id),
-                                    None => {}
-                                }
-                            }
-                            (entries, removed)
-                        })
-                        .await;
-                    let Some((entries, removed)) = changes else { return };
-                    if entries.is_empty() && removed.is_empty() {
-                        continue;
-                    }
-                    let index = index.clone();
-                    let error = match tokio::task::spawn_blocking(move || index.update(&entries, &removed)).await {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(e.to_string()),
-                        Err(e) => Some(format!("the indexing task failed: {e}")),
-                    };
-                    match error {
-                        None => failures = 0,
-                        Some(error) => {
-                            dirty.extend(ids);
-                            everything |= all;
-                            failures = failures.saturating_add(1);
-                            ticks_to_wait = 2u32
-                                .saturating_pow(failures.min(8))
-                                .min(MOST_TICKS_BETWEEN_RETRIES);
-                            tracing::error!(
-                                %error,
-                                documents = dirty.len(),
-                                retry_in_ms = u64::from(ticks_to_wait) * TICK.as_millis() as u64,
-                                "cannot update the practice index; will try again"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -342,7 +342,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<RunningNode> {
             Err(e) => tracing::error!(error = %e, "cannot rebuild the practice index"),
         })
     };
-    let indexer = index::spawn_indexer(host.clone(), index);
+    let indexer = index::indexer::spawn(host.clone(), index);
     let withdrawals = withdrawals::spawn(host.clone(), config.documents.directory);
     tracing::info!(%addr, organization = %info.organization_name, "node serving");
     Ok(RunningNode {
