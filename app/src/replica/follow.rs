@@ -140,15 +140,24 @@ impl Replica {
         if remembered {
             self.persist_redirects();
         }
+        // Opened only to be listed: summarized, it may leave memory (a first sync opens
+        // thousands; the engine keeps what is open).
+        if self.opened_to_list.borrow_mut().remove(&id) {
+            self.engine.borrow_mut().close(&id);
+        }
         let now = now_ms();
         let summaries = self.summaries.borrow();
         let mut engine = self.engine.borrow_mut();
+        let mut opened = self.opened_to_list.borrow_mut();
         for other in to_open {
             // A stored practice with a summary needs no loading to be listed, and the bulk
             // sync with the node (a replica peer) covers every stored document; reopening
             // thousands whenever a catalogue changes would only reload them.
             let listed = engine.is_stored(&other) && summaries.contains_key(&other);
             if engine.document(&other).is_none() && !listed && !engine.is_erased(&other) {
+                if !engine.is_open(&other) {
+                    opened.insert(other);
+                }
                 engine.open(now, other);
             }
         }
@@ -208,7 +217,11 @@ impl Replica {
                 let mut pending = self.pending_withdrawals.borrow_mut();
                 if !pending.iter().any(|p| p.old == old) {
                     pending.push(w);
-                    self.engine.borrow_mut().open(now_ms(), old);
+                    let mut engine = self.engine.borrow_mut();
+                    if !engine.is_open(&old) {
+                        self.opened_to_list.borrow_mut().insert(old);
+                    }
+                    engine.open(now_ms(), old);
                     self.pump_again.set(true);
                 }
                 false

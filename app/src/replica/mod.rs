@@ -134,6 +134,8 @@ pub struct Replica {
     pending_withdrawals: RefCell<Vec<Withdrawal>>,
     /// Handling the engine's output gave it more to do (an erase, an open).
     pump_again: Cell<bool>,
+    /// Documents opened only to be listed (or to see whose they are), closed once followed.
+    opened_to_list: RefCell<BTreeSet<DocumentId>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -230,6 +232,7 @@ impl Replica {
             redirects: RefCell::new(redirects),
             pending_withdrawals: RefCell::default(),
             pump_again: Cell::new(false),
+            opened_to_list: RefCell::default(),
         });
         REPLICA.with(|r| *r.borrow_mut() = Some(replica.clone()));
         leptos::task::spawn_local(run_jobs(replica.clone(), rx));
@@ -270,15 +273,21 @@ impl Replica {
     }
 
     /// Tells the interface that documents changed: at once if it was told more than
-    /// [`REFRESH_MS`] ago, else once when that time is up. Opening a catalogue of thousands
-    /// changes a document per load; re-indexing the list for each would take minutes.
+    /// [`REFRESH_MS`] ago (while documents opened for the list arrive, [`REFRESH_SYNCING_MS`]),
+    /// else once when that time is up. Opening a catalogue of thousands changes a document
+    /// per load; re-indexing the list for each would take minutes.
     fn changed(&self) {
+        let every = if !self.opened_to_list.borrow().is_empty() {
+            REFRESH_SYNCING_MS
+        } else {
+            REFRESH_MS
+        };
         let now = js_sys::Date::now();
-        if now - self.last_refresh.get() >= REFRESH_MS {
+        if now - self.last_refresh.get() >= every {
             self.last_refresh.set(now);
             self.signals.revision.update(|r| *r += 1);
         } else if !self.refresh_scheduled.replace(true) {
-            let wait = REFRESH_MS - (now - self.last_refresh.get());
+            let wait = every - (now - self.last_refresh.get());
             let revision = self.signals.revision;
             leptos::task::spawn_local(async move {
                 sleep(wait.max(1.0) as i32).await;
@@ -394,6 +403,7 @@ impl Replica {
 
     /// Loads a document (from IndexedDB, or from the node) and keeps it in memory.
     pub fn open(&self, id: DocumentId) {
+        self.opened_to_list.borrow_mut().remove(&id);
         self.engine.borrow_mut().open(now_ms(), id);
         self.pump();
     }
@@ -494,3 +504,6 @@ impl Replica {
 
 /// The interface is told of changed documents at most this often (ms).
 const REFRESH_MS: f64 = 100.0;
+/// ... and while documents opened for the list arrive (a first sync): the list re-indexes
+/// every practice each time, and until they are here the node answers its searches.
+const REFRESH_SYNCING_MS: f64 = 500.0;

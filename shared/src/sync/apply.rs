@@ -153,7 +153,7 @@ where
     ) -> Option<String> {
         let limit = self.config.max_document_bytes?;
         let entry = self.documents.get_mut(&id)?;
-        let size = entry.stored_size_with(&entry.doc, limit);
+        let size = entry.stored_size(limit);
         if size <= limit {
             return None;
         }

@@ -61,6 +61,10 @@ pub(crate) struct Document {
     pub last_used: Millis,
     /// The host has the document open: keep it in memory.
     pub pinned: bool,
+    /// The next write's bytes, encoded by a size check for the persist that follows (both
+    /// encode the same changes; a whole document's, for a first sync), with the heads
+    /// they bring storage to.
+    encoded: Option<(Vec<ChangeHash>, Vec<u8>)>,
 }
 
 impl Document {
@@ -79,6 +83,7 @@ impl Document {
             saved_sync_states: BTreeMap::new(),
             last_used: now,
             pinned: false,
+            encoded: None,
         }
     }
 
@@ -108,20 +113,28 @@ impl Document {
     }
 
     /// About how many bytes storage would hold of the document if `doc` were it: what it
-    /// holds now plus the increment `doc` adds. Past `limit`, the compacted size is worked
-    /// out (a whole save, so only then) and returned instead when it is smaller.
-    pub fn stored_size_with(&self, doc: &Automerge, limit: usize) -> usize {
-        let held = self.snapshot_bytes + self.incremental_bytes;
-        let grown = if doc.get_heads() == self.saved_heads {
-            0
-        } else {
-            doc.save_after(&self.saved_heads).len()
+    /// holds now plus the increment `doc` adds (or `doc`'s snapshot, if storage has
+    /// nothing yet). Past `limit`, the compacted size is worked out (a whole save, so only
+    /// then) and returned instead when it is smaller. What was encoded is kept for
+    /// [`Self::persist`], which writes the same bytes if the document then has `doc`'s heads.
+    #[cfg(not(target_arch = "wasm32"))] // (applying together is native only)
+    pub fn stored_size_with(&mut self, doc: &Automerge, limit: usize) -> usize {
+        let held = Held {
+            persisted: self.persisted,
+            saved_heads: &self.saved_heads,
+            bytes: self.snapshot_bytes + self.incremental_bytes,
         };
-        let estimate = held + grown;
-        if estimate <= limit {
-            return estimate;
-        }
-        estimate.min(doc.save().len())
+        held.size_with(doc, limit, &mut self.encoded)
+    }
+
+    /// [`Self::stored_size_with`] the document as it is in memory.
+    pub fn stored_size(&mut self, limit: usize) -> usize {
+        let held = Held {
+            persisted: self.persisted,
+            saved_heads: &self.saved_heads,
+            bytes: self.snapshot_bytes + self.incremental_bytes,
+        };
+        held.size_with(&self.doc, limit, &mut self.encoded)
     }
 
     pub fn has_content(&self) -> bool {
@@ -141,8 +154,13 @@ impl Document {
         if heads == self.saved_heads || heads.is_empty() {
             return None;
         }
+        let encoded = self
+            .encoded
+            .take()
+            .filter(|(at, _)| *at == heads)
+            .map(|(_, bytes)| bytes);
         let op = if self.persisted {
-            let chunk = self.doc.save_after(&self.saved_heads);
+            let chunk = encoded.unwrap_or_else(|| next_write(&self.doc, true, &self.saved_heads));
             self.incremental_bytes += chunk.len();
             self.incremental_chunks += 1;
             self.compact_due = self.incremental_bytes
@@ -153,7 +171,7 @@ impl Document {
                 chunk,
             }
         } else {
-            self.snapshot(id)
+            self.snapshot(id, encoded)
         };
         self.persisted = true;
         self.saved_heads = heads;
@@ -166,14 +184,16 @@ impl Document {
         if !self.compact_due || !self.has_content() {
             return None;
         }
-        let op = self.snapshot(id);
+        let op = self.snapshot(id, None);
         self.persisted = true;
         self.saved_heads = self.doc.get_heads();
         Some(op)
     }
 
-    fn snapshot(&mut self, id: DocumentId) -> StoreOp {
-        let snapshot = self.doc.save();
+    /// A snapshot of the document (`encoded`, if a size check already made it).
+    fn snapshot(&mut self, id: DocumentId, encoded: Option<Vec<u8>>) -> StoreOp {
+        self.encoded = None;
+        let snapshot = encoded.unwrap_or_else(|| self.doc.save());
         self.snapshot_bytes = snapshot.len();
         self.incremental_bytes = 0;
         self.incremental_chunks = 0;
@@ -182,5 +202,48 @@ impl Document {
             document: id,
             snapshot,
         }
+    }
+}
+
+/// The bytes that bring storage from `saved_heads` to `doc`'s heads: an increment after
+/// what storage holds, or the whole document's snapshot if storage holds nothing of it.
+fn next_write(doc: &Automerge, persisted: bool, saved_heads: &[ChangeHash]) -> Vec<u8> {
+    if persisted {
+        doc.save_after(saved_heads)
+    } else {
+        doc.save()
+    }
+}
+
+/// What storage holds of a document.
+struct Held<'a> {
+    persisted: bool,
+    saved_heads: &'a [ChangeHash],
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// See [`Document::stored_size_with`]; the write it encodes goes into `encoded`.
+    fn size_with(
+        &self,
+        doc: &Automerge,
+        limit: usize,
+        encoded: &mut Option<(Vec<ChangeHash>, Vec<u8>)>,
+    ) -> usize {
+        let heads = doc.get_heads();
+        if heads == self.saved_heads {
+            return self.bytes;
+        }
+        let write = next_write(doc, self.persisted, self.saved_heads);
+        let estimate = if self.persisted {
+            self.bytes + write.len()
+        } else {
+            write.len()
+        };
+        *encoded = Some((heads, write));
+        if estimate <= limit || !self.persisted {
+            return estimate;
+        }
+        estimate.min(doc.save().len())
     }
 }

@@ -170,7 +170,7 @@ where
         let accepted = match check {
             Check::None => {
                 receive_together(&mut entry.doc, batch).is_ok()
-                    && within(entry, &entry.doc, self.config.max_document_bytes)
+                    && within_limit(entry, None, self.config.max_document_bytes)
             }
             Check::InPlace => {
                 receive_together(&mut entry.doc, batch).is_ok()
@@ -178,7 +178,7 @@ where
                         .policy
                         .check_in_place(principal, &id, &before, &entry.doc)
                         .is_ok()
-                    && within(entry, &entry.doc, self.config.max_document_bytes)
+                    && within_limit(entry, None, self.config.max_document_bytes)
             }
             Check::Scratch => {
                 let mut scratch = entry.doc.clone();
@@ -187,7 +187,7 @@ where
                         .policy
                         .check_write(principal, &id, &entry.doc, &scratch)
                         .is_ok()
-                    && within(entry, &scratch, self.config.max_document_bytes);
+                    && within_limit(entry, Some(&scratch), self.config.max_document_bytes);
                 if accepted {
                     entry.doc = scratch;
                 }
@@ -228,11 +228,15 @@ where
     }
 }
 
-/// True if storage would hold `doc` within the size limit for one document.
-fn within(
-    entry: &super::document::Document,
-    doc: &automerge::Automerge,
+/// True if storage would hold `doc` (the document in memory, if `None`) within the size
+/// limit for one document.
+fn within_limit(
+    entry: &mut super::document::Document,
+    doc: Option<&automerge::Automerge>,
     limit: Option<usize>,
 ) -> bool {
-    limit.is_none_or(|limit| entry.stored_size_with(doc, limit) <= limit)
+    limit.is_none_or(|limit| match doc {
+        Some(doc) => entry.stored_size_with(doc, limit) <= limit,
+        None => entry.stored_size(limit) <= limit,
+    })
 }

@@ -47,6 +47,11 @@ where
         self.after_open(id);
     }
 
+    /// Whether the host has the document open ([`Engine::open`], not yet closed).
+    pub fn is_open(&self, id: &DocumentId) -> bool {
+        self.documents.get(id).is_some_and(|d| d.pinned)
+    }
+
     /// The host no longer needs the document in memory.
     pub fn close(&mut self, id: &DocumentId) {
         self.apply_incoming();

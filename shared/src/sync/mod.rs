@@ -141,6 +141,8 @@ pub struct EngineStats {
     pub protocol_violations: u64,
     pub documents_loaded: u64,
     pub documents_evicted: u64,
+    /// Scans for documents to drop when more than `max_loaded_documents` were in memory.
+    pub memory_budget_scans: u64,
     /// Fresh peers answered straight from storage (snapshot and increments), without
     /// loading the document.
     pub snapshots_served: u64,
@@ -189,6 +191,8 @@ pub struct Engine<P: Policy> {
     /// Changes kept to be applied together ([`incoming`]).
     #[cfg(not(target_arch = "wasm32"))]
     incoming: Option<incoming::Incoming>,
+    /// How many documents were in memory after the last memory-budget scan ([`upkeep`]).
+    budget_scanned_at: usize,
     stats: EngineStats,
 }
 
@@ -221,6 +225,7 @@ where
             deferring: false,
             #[cfg(not(target_arch = "wasm32"))]
             incoming: None,
+            budget_scanned_at: 0,
             stats: EngineStats::default(),
         }
     }

@@ -78,7 +78,7 @@ where
             // Drops documents past the memory budget (a bulk sync loads them faster than
             // ticks come).
             self.budget_enforced = true;
-            self.engine.enforce_document_budget();
+            self.engine.enforce_document_budget_as_it_grows();
             return true;
         }
         false

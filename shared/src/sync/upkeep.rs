@@ -81,11 +81,25 @@ where
         }
         // Down to 90% of the budget, so the scan below runs once per many loads, not at
         // every one.
+        self.stats.memory_budget_scans += 1;
         let mut candidates = self.evictable();
         candidates.sort_by_key(|(_, last_used)| *last_used);
         let excess = self.documents.len() - max * 9 / 10;
         for (id, _) in candidates.into_iter().take(excess) {
             self.evict(id);
+        }
+        self.budget_scanned_at = self.documents.len();
+    }
+
+    /// [`Self::enforce_document_budget`] between ticks, once a tenth of the budget came
+    /// into memory since the last scan: when a scan finds too little to drop (thousands of
+    /// documents requested at once, waiting for peers), it is not repeated at every output.
+    pub(super) fn enforce_document_budget_as_it_grows(&mut self) {
+        let Some(max) = self.config.max_loaded_documents else {
+            return;
+        };
+        if self.documents.len() >= self.budget_scanned_at + max / 10 {
+            self.enforce_document_budget();
         }
     }
 

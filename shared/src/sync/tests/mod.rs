@@ -793,3 +793,37 @@ fn a_relayed_change_is_made_for_one_peer_at_a_time_and_none_is_lost_if_the_host_
         assert_eq!(sim.replicas[r].text(&id(8)).as_deref(), Some("\"third\""));
     }
 }
+
+#[test]
+fn thousands_of_documents_requested_at_once_are_not_scanned_for_eviction_at_every_output() {
+    let mut sim = Sim::new();
+    let node = sim.add("node");
+    for n in 0..250 {
+        sim.write(node, id(n), "text", &format!("practice {n}"));
+    }
+    let mut cfg = config("browser");
+    cfg.max_loaded_documents = Some(50);
+    let browser = sim.add_with(cfg, RolePolicy::default());
+    sim.connect_client(browser, node);
+    sim.run();
+    // A fresh browser opens every practice its catalogue lists; each is closed once the
+    // host has read it, as the app does.
+    for n in 0..250 {
+        sim.open(browser, id(n));
+    }
+    for n in 0..250 {
+        sim.replicas[browser].engine.close(&id(n));
+    }
+    sim.run();
+    sim.advance(1_000);
+    sim.run();
+    let engine = &sim.replicas[browser].engine;
+    for n in [0, 124, 249] {
+        assert!(engine.is_stored(&id(n)), "document {n} is stored");
+    }
+    assert!(engine.gauges().documents_in_memory <= 50);
+    // Two hundred and fifty answers came in, each taken out of the engine: a scan of everything
+    // in memory at each would be quadratic in the catalogue.
+    let scans = engine.stats().memory_budget_scans;
+    assert!(scans <= 60, "{scans} scans for 250 documents");
+}
