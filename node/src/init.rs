@@ -337,8 +337,7 @@ mod tests {
     fn a_joining_node_merges_cleanly_into_the_network_directory() {
         let dir = tempfile::tempdir().unwrap();
         let first = init(&InitOptions::new(dir.path().join("a"), "IOM")).unwrap();
-        let directory =
-            DocumentId::parse(first.directory.trim_start_matches("automerge:")).unwrap();
+        let directory = DocumentId::parse_id_or_url(&first.directory).unwrap();
         let mut second = InitOptions::new(dir.path().join("b"), "UNAOC");
         second.network = Network::Join { directory };
         let second = init(&second).unwrap();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use ibis_node::{AuthMode, Durability, InitOptions, Network, ServeOptions};
+use ibis_shared::DocumentId;
 
 #[derive(Parser)]
 #[command(name = "ibis-node", version, about = "Run and administer an ibis node")]
@@ -299,10 +300,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             };
             let network = match (join, &invited) {
                 (_, Some(joined)) => Network::Join {
-                    directory: parse_url(&joined.directory).context("the partner's directory")?,
+                    directory: DocumentId::parse_id_or_url(&joined.directory)
+                        .context("the partner's directory")?,
                 },
                 (Some(url), None) => Network::Join {
-                    directory: parse_url(&url).context("--join")?,
+                    directory: DocumentId::parse_id_or_url(&url).context("--join")?,
                 },
                 (None, None) => Network::New {
                     name: network_name.unwrap_or_else(|| "ibis network".into()),
@@ -635,10 +637,6 @@ fn peer(command: PeerCommand) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-fn parse_url(url: &str) -> anyhow::Result<ibis_shared::DocumentId> {
-    Ok(ibis_shared::DocumentId::parse_id_or_url(url)?)
 }
 
 async fn wait_for_signal() {

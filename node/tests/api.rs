@@ -160,7 +160,7 @@ async fn search_export_feed_and_live_updates() {
         )
         .await
         .unwrap();
-        let doc_id = DocumentId::parse(id.trim_start_matches("automerge:")).unwrap();
+        let doc_id = DocumentId::parse_id_or_url(&id).unwrap();
         client.open(doc_id, WAIT).await.unwrap();
         let organization = (
             node.info().organization_id.clone(),

@@ -236,8 +236,7 @@ async fn run(root: &std::path::Path, seed: u64) -> Result<(), String> {
     // Data dirs: one network.
     let first = ibis_node::init(&ibis_node::InitOptions::new(root.join("node0"), "Node 0"))
         .map_err(|e| e.to_string())?;
-    let directory = DocumentId::parse(first.directory.trim_start_matches("automerge:"))
-        .map_err(|e| e.to_string())?;
+    let directory = DocumentId::parse_id_or_url(&first.directory).map_err(|e| e.to_string())?;
     for i in 1..NODES {
         let mut options =
             ibis_node::InitOptions::new(root.join(format!("node{i}")), &format!("Node {i}"));

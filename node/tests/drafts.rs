@@ -47,7 +47,7 @@ async fn a_partner_database_holds_no_draft_of_another_organization() {
         let a = ibis_node::init(&InitOptions::new(&a_dir, "IOM")).expect("init");
         let mut options = InitOptions::new(&b_dir, "NLC");
         options.network = Network::Join {
-            directory: DocumentId::parse(a.directory.trim_start_matches("automerge:")).expect("id"),
+            directory: DocumentId::parse_id_or_url(&a.directory).expect("id"),
         };
         let b = ibis_node::init(&options).expect("init");
         let file = dir.path().join("iom.json");
@@ -94,8 +94,7 @@ async fn a_partner_database_holds_no_draft_of_another_organization() {
         b_node.shutdown().await.expect("shutdown");
         a_node.shutdown().await.expect("shutdown");
 
-        let workspace_a =
-            DocumentId::parse(a.workspace.trim_start_matches("automerge:")).expect("id");
+        let workspace_a = DocumentId::parse_id_or_url(&a.workspace).expect("id");
         for (id, doc) in documents_in(&b_dir) {
             assert_ne!(id, workspace_a, "IOM's workspace is on NLC's node");
             if kind_of(&doc) == Some(DocumentKind::Workspace) {

@@ -54,8 +54,7 @@ async fn written_through_one_node_read_through_another_even_after_a_restart() {
         let a_info = ibis_node::init(&InitOptions::new(&a_dir, "IOM")).unwrap();
         let mut b_options = InitOptions::new(&b_dir, "NLC");
         b_options.network = Network::Join {
-            directory: DocumentId::parse(a_info.directory.trim_start_matches("automerge:"))
-                .unwrap(),
+            directory: DocumentId::parse_id_or_url(&a_info.directory).unwrap(),
         };
         ibis_node::init(&b_options).unwrap();
 

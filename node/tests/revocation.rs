@@ -193,7 +193,7 @@ async fn a_removed_partner_is_disconnected_and_no_longer_dialed() {
         let info = ibis_node::init(&InitOptions::new(&a_dir, "IOM")).unwrap();
         let mut options = InitOptions::new(&b_dir, "NLC");
         options.network = Network::Join {
-            directory: DocumentId::parse(info.directory.trim_start_matches("automerge:")).unwrap(),
+            directory: DocumentId::parse_id_or_url(&info.directory).unwrap(),
         };
         let b_info = ibis_node::init(&options).unwrap();
         let b = serve(&b_dir).await;

@@ -133,7 +133,7 @@ async fn pair(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf)
     let info = ibis_node::init(&InitOptions::new(&a, "IOM")).unwrap();
     let mut options = InitOptions::new(&b, "NLC");
     options.network = Network::Join {
-        directory: DocumentId::parse(info.directory.trim_start_matches("automerge:")).unwrap(),
+        directory: DocumentId::parse_id_or_url(&info.directory).unwrap(),
     };
     ibis_node::init(&options).unwrap();
     (a, b)
@@ -245,8 +245,7 @@ async fn a_new_partner_joins_with_an_invitation() {
         let mut options = InitOptions::new(&c_dir, "UNAOC");
         options.org_id = Some(joined.organization_id.clone());
         options.network = Network::Join {
-            directory: DocumentId::parse(joined.directory.trim_start_matches("automerge:"))
-                .unwrap(),
+            directory: DocumentId::parse_id_or_url(&joined.directory).unwrap(),
         };
         ibis_node::init(&options).unwrap();
         Registry::open(&c_dir)

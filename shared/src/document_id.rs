@@ -230,6 +230,34 @@ mod tests {
     }
 
     #[test]
+    fn an_id_read_from_a_url_ignores_its_heads_and_agrees_with_the_url_parser() {
+        let id = DocumentId::random();
+        // Heads are not decoded: anything after `#` is left alone.
+        assert_eq!(
+            DocumentId::parse_id_or_url(&format!("{}#nothead", id.url())),
+            Ok(id)
+        );
+        assert_eq!(
+            DocumentId::parse_id_or_url(&format!("{}#", id.url())),
+            Ok(id)
+        );
+        let url = AutomergeUrl {
+            document_id: id,
+            heads: vec![automerge::ChangeHash([7; 32])],
+        }
+        .to_string();
+        assert_eq!(
+            DocumentId::parse_id_or_url(&url),
+            Ok(AutomergeUrl::parse(&url).unwrap().document_id)
+        );
+        // The id before `#` is still checked.
+        let mut damaged = id.url();
+        damaged.pop();
+        assert!(DocumentId::parse_id_or_url(&format!("{damaged}#x")).is_err());
+        assert!(DocumentId::parse_id_or_url(&format!("automerge:#{id}")).is_err());
+    }
+
+    #[test]
     fn round_trips_through_bs58check() {
         for _ in 0..100 {
             let id = DocumentId::random();

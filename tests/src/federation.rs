@@ -75,9 +75,7 @@ impl Federation {
                 options.network = Network::Join { directory: d };
             }
             let info: NodeInfo = ibis_node::init(&options)?;
-            directory = Some(DocumentId::parse(
-                info.directory.trim_start_matches("automerge:"),
-            )?);
+            directory = Some(DocumentId::parse_id_or_url(&info.directory)?);
             prepare(dirs.len(), &dir)?;
             dirs.push(dir);
         }

@@ -20,7 +20,7 @@ fn string(doc: &Automerge, key: &str) -> Option<String> {
 }
 
 fn id_of(url: &str) -> DocumentId {
-    DocumentId::parse(url.trim_start_matches("automerge:")).expect("an automerge URL")
+    DocumentId::parse_id_or_url(url).expect("an automerge URL")
 }
 
 /// Document `url` as a new ibis client on `node` reads it, and its `n`.

@@ -162,8 +162,8 @@ async fn nothing_private_reaches_a_visitor_or_a_partner_in_any_change() {
             .expect("draft");
         let draft_id = amy.create(draft).await.expect("draft stored");
         // Listed as the app lists them.
-        let catalogue = DocumentId::parse(iom.catalogue.trim_start_matches("automerge:")).unwrap();
-        let workspace = DocumentId::parse(iom.workspace.trim_start_matches("automerge:")).unwrap();
+        let catalogue = DocumentId::parse_id_or_url(&iom.catalogue).unwrap();
+        let workspace = DocumentId::parse_id_or_url(&iom.workspace).unwrap();
         amy.open(catalogue, WAIT).await.expect("catalogue");
         amy.change(catalogue, move |doc| {
             set_entry(

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::html::{escape, excerpt};
 use super::page::{Page, PageLang};
-use super::practice::{parse_id, practice_path, safe_url};
+use super::practice::{practice_path, safe_url};
 use super::visit::Visit;
 use super::{failed, VISIBLE};
 use crate::server::AppState;
@@ -51,7 +51,7 @@ pub struct ListedEvent {
 /// organization only if it is the one the directory names and it says it is that
 /// organization's.
 pub async fn network(state: &AppState) -> Option<Network> {
-    let directory_id = parse_id(&state.info.directory)?;
+    let directory_id = DocumentId::parse_id_or_url(&state.info.directory).ok()?;
     let index = state.index.clone();
     let read = move || -> Result<Network, crate::index::IndexError> {
         let mut network = Network::default();
@@ -325,7 +325,9 @@ pub async fn event(visit: Visit, Path(id): Path<String>) -> Response {
     let Some(network) = network(state).await else {
         return unreadable();
     };
-    let Some(listed) = parse_id(&id).and_then(|id| network.events.into_iter().find(|e| e.id == id))
+    let Some(listed) = DocumentId::parse_id_or_url(&id)
+        .ok()
+        .and_then(|id| network.events.into_iter().find(|e| e.id == id))
     else {
         return visit.missing(&path);
     };

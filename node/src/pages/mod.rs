@@ -47,7 +47,6 @@ pub fn routes() -> Router<AppState> {
 }
 
 pub use page::not_found;
-pub use practice::parse_id;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -23,15 +23,10 @@ pub fn practice_path(r: &PracticeRecord) -> String {
     format!("/practices/{}", id.strip_prefix("automerge:").unwrap_or(id))
 }
 
-/// A practice id as an address may write it (see [`DocumentId::parse_id_or_url`]).
-pub fn parse_id(text: &str) -> Option<DocumentId> {
-    DocumentId::parse_id_or_url(text).ok()
-}
-
 pub async fn page(visit: Visit, Path(id): Path<String>) -> Response {
     let (state, lang) = (&visit.state, visit.lang);
     let path = format!("/practices/{id}");
-    let Some(id) = parse_id(&id) else {
+    let Some(id) = DocumentId::parse_id_or_url(&id).ok() else {
         return visit.missing(&path);
     };
     let index = state.index.clone();

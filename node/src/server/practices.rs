@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use crate::pages::caching::{cached, Audience};
-use crate::pages::parse_id;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use axum::Json;
 use ibis_shared::model::facets::Facet;
 use ibis_shared::model::record::{PracticeRecord, CSV_COLUMNS};
 use ibis_shared::model::review::ReviewState;
+use ibis_shared::DocumentId;
 use serde_json::json;
 
 use super::{access, AppState};
@@ -138,7 +138,7 @@ pub async fn one(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(id) = parse_id(&id) else {
+    let Some(id) = DocumentId::parse_id_or_url(&id).ok() else {
         return error(StatusCode::BAD_REQUEST, "not a document id");
     };
     let (visible, audience) = visible_states(&state, &headers).await;
@@ -303,7 +303,6 @@ fn atom(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ibis_shared::DocumentId;
 
     #[test]
     fn dates_and_escaping() {

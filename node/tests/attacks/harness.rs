@@ -73,7 +73,7 @@ pub struct Info {
 }
 
 fn document_id(url: &str) -> DocumentId {
-    DocumentId::parse(url.trim_start_matches("automerge:")).expect("a document id")
+    DocumentId::parse_id_or_url(url).expect("a document id")
 }
 
 impl Info {
