@@ -153,6 +153,8 @@ pub fn new_organization_id(name: &str) -> String {
     format!("{}-{suffix}", slug(name))
 }
 
+/// The wall clock in milliseconds since the Unix epoch (0 before it): the times the node
+/// stores (accounts, sessions, sync states, imports, archives), and its tests' clock.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

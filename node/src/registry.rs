@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::federation::{nonce, NodePublicKey};
+use crate::init::now_ms;
 use crate::store::DATABASE_FILE;
 
 /// How long a login session lasts.
@@ -88,10 +89,6 @@ pub struct Peer {
     /// empty for a relay without one, which never changes this organization's documents.
     pub organization: String,
     pub acl: Acl,
-}
-
-fn now_ms() -> i64 {
-    crate::init::now_ms()
 }
 
 fn hash_token(token: &str) -> Vec<u8> {

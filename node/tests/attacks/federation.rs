@@ -10,6 +10,7 @@ use automerge::{Automerge, ObjType, ReadDoc, ROOT};
 use futures_util::{SinkExt, StreamExt};
 use ibis_node::client::ClientError;
 use ibis_node::federation::NodeKey;
+use ibis_node::init::now_ms;
 use ibis_shared::model::directory::{register, Directory, Organization};
 use ibis_shared::model::review::ReviewState;
 use ibis_shared::model::{Practice, Role};
@@ -19,8 +20,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::harness::{eventually, report, stored_document, within, DataDir, Node, WAIT};
 use crate::peers::{
-    author, client, node_error, now_ms, open, public_practice, publish_at, token_query,
-    wait_synced, PartnerClient, Witness,
+    author, client, node_error, open, public_practice, publish_at, token_query, wait_synced,
+    PartnerClient, Witness,
 };
 use crate::wire::{decode, first_sync_message, get, made_up, metric, upgrade, Raw, HERE};
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ReadDoc, ScalarValue, ROOT};
 use ibis_node::client::ClientError;
+use ibis_node::init::now_ms;
 use ibis_shared::bounds::hostile::{chunk, zeros};
 use ibis_shared::model::event::Event as ModelEvent;
 use ibis_shared::model::Role;
@@ -17,7 +18,7 @@ use crate::federation::partner_key;
 use crate::harness::{
     cli, report, report_command, run_measured, stored_heads, within, DataDir, Node, PASSWORD, WAIT,
 };
-use crate::peers::{author, client, now_ms, publish_at, token_query, Witness};
+use crate::peers::{author, client, publish_at, token_query, Witness};
 use crate::wire::{get, http, made_up, upgrade, DocSync, Event, Raw, ELSEWHERE, HERE};
 
 /// The document `doc` as the node sends it, on a raw socket.

@@ -12,6 +12,7 @@ use ibis_node::client::{wait_for, Client, ClientOptions};
 use ibis_node::dial::{self, DialIdentity};
 use ibis_node::federation::{NodeKey, NodePublicKey};
 use ibis_node::host::{self, Held, Host, MemoryStorage};
+use ibis_node::init::now_ms;
 use ibis_node::metrics::Metrics;
 use ibis_shared::model::catalogue::{set_entry, Entry};
 use ibis_shared::model::publication::publish;
@@ -23,13 +24,6 @@ use tokio::sync::{broadcast, watch};
 
 use crate::harness::{Info, Node, WAIT};
 use crate::wire::made_up;
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// A client of `node` with `query` in its URL (`token=…` for a member, empty for an
 /// anonymous visitor, or an admin in open mode).
