@@ -51,7 +51,7 @@ pub struct EngineConfig {
     /// ([`super::EngineError::TooLarge`]).
     pub max_document_bytes: Option<usize>,
     /// How long changes for a peer wait for its answer to the changes we sent it last
-    /// before they go anyway (see `sync::pacing`): a bound on the latency pacing can add
+    /// before they go anyway (see `sync::pacer`): a bound on the latency pacing can add
     /// when an answer does not come.
     pub answer_wait: Millis,
 }

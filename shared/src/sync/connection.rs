@@ -72,9 +72,6 @@ pub(crate) struct PeerDoc {
     /// for the document nor send it ours: each would carry the refused change again, and the
     /// two sides would answer each other for ever.
     pub refused: bool,
-    /// When we last sent this peer changes to this document, if it has not said anything
-    /// about the document since: more changes wait for its answer ([`super::pacing`]).
-    pub unanswered_since: Option<Millis>,
 }
 
 /// Token bucket: `rate` tokens a second, at most `burst` saved up.

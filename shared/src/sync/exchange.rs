@@ -85,7 +85,9 @@ where
                 return;
             }
         };
-        self.heard_from(conn, id);
+        if self.pacer.heard_from(conn, id) {
+            self.pending_sync.insert((conn, id));
+        }
         if self.take_snapshot_ack(conn, id, &message) {
             return;
         }
@@ -246,7 +248,6 @@ where
             has: PeerHas::Unknown,
             asked: false,
             refused: false,
-            unanswered_since: None,
         });
         if let SyncSlot::Parked(bytes) = &peer.sync {
             let state = if bytes.is_empty() {
@@ -308,7 +309,7 @@ where
         if nothing_to_send(&entry.doc, state) {
             return false;
         }
-        if self.must_wait_for_answer(conn, id) {
+        if self.pacer.must_wait(conn, id, self.now) {
             return false;
         }
         let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
@@ -328,7 +329,7 @@ where
             return false;
         };
         if carries_changes {
-            self.sent_changes(conn, id);
+            self.pacer.sent_changes(conn, id, self.now);
         }
         let message = Message::Sync {
             sender_id: self.config.peer_id.clone(),
@@ -393,6 +394,7 @@ where
         let Some(c) = self.connections.remove(&conn) else {
             return;
         };
+        self.pacer.forget_connection(conn);
         let storage_id = c.kept_storage_id().cloned();
         let was_ready = c.ready().is_some();
         let mut waiting_on_it = Vec::new();

@@ -159,7 +159,6 @@ where
             has: PeerHas::Unknown,
             asked: false,
             refused: false,
-            unanswered_since: None,
         });
         peer.sync = SyncSlot::Live(Box::new(state));
         peer.asked = false;

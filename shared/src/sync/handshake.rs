@@ -163,7 +163,9 @@ where
                 self.on_sync(conn, document_id, data, true);
             }
             Message::DocUnavailable { document_id, .. } => {
-                self.heard_from(conn, document_id);
+                if self.pacer.heard_from(conn, document_id) {
+                    self.pending_sync.insert((conn, document_id));
+                }
                 self.on_doc_unavailable(conn, document_id)
             }
             message @ Message::Ephemeral { .. } => self.on_ephemeral(conn, message),

@@ -137,7 +137,7 @@ where
             }
         }
         self.pending_sync.retain(|(_, d)| *d != id);
-        self.waiting_for_answers.retain(|(_, _, d)| *d != id);
+        self.pacer.forget_document(id);
         self.stats.writes += 1;
         self.outputs
             .push_back(super::Output::Store(super::StoreOp::Erase { document: id }));

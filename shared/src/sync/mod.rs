@@ -22,7 +22,7 @@
 //! - `bulk`: offering every document to a replica peer, a window at a time, with progress.
 //! - `memo`: one generated sync message shared by the peers in the same state.
 //! - `upkeep`: timers (handshake, requests, bulk items) and eviction of idle documents.
-//! - `pacing`: at most one message with changes in flight per peer and document.
+//! - `pacer`: at most one message with changes in flight per peer and document.
 //! - `local`: the host's own use of documents (open, close, insert, change).
 
 mod apply;
@@ -38,7 +38,7 @@ mod local;
 mod memo;
 pub mod output;
 pub mod outputs;
-mod pacing;
+mod pacer;
 pub mod policy;
 mod receive;
 mod relay;
@@ -183,8 +183,8 @@ pub struct Engine<P: Policy> {
     /// outputs, so a burst of inputs costs one message per peer and document, not one per
     /// input (each generation walks the document's change graph).
     pending_sync: BTreeSet<(ConnectionId, DocumentId)>,
-    /// Messages waiting for a peer's answer ([`pacing`]), by when they stop waiting.
-    waiting_for_answers: BTreeSet<(Millis, ConnectionId, DocumentId)>,
+    /// At most one message with changes in flight per peer and document ([`pacer`]).
+    pacer: pacer::Pacer,
     /// Set by [`Engine::defer_applies`] until the outputs are taken.
     #[cfg(not(target_arch = "wasm32"))]
     deferring: bool,
@@ -208,6 +208,7 @@ where
         now: Millis,
     ) -> Self {
         Self {
+            pacer: pacer::Pacer::new(config.answer_wait),
             config,
             policy,
             now,
@@ -220,7 +221,6 @@ where
             ephemeral_count: 0,
             outputs: VecDeque::new(),
             pending_sync: BTreeSet::new(),
-            waiting_for_answers: BTreeSet::new(),
             #[cfg(not(target_arch = "wasm32"))]
             deferring: false,
             #[cfg(not(target_arch = "wasm32"))]
@@ -258,7 +258,8 @@ where
         if !matches!(input, Input::Frame { .. } | Input::StorageFailed) {
             self.apply_incoming();
         }
-        self.stop_waiting_for_late_answers();
+        // Messages whose wait for an answer is over are owed again.
+        self.pending_sync.extend(self.pacer.take_due(self.now));
         match input {
             Input::Connected {
                 conn,
@@ -289,6 +290,12 @@ where
     /// (see [`outputs`]).
     pub fn drain_outputs(&mut self) -> Outputs<'_, P> {
         Outputs::new(self)
+    }
+
+    /// When the host must wake the engine ([`Input::Wake`]) next: the earliest time a
+    /// message stops waiting for a peer's answer ([`pacer`]). `None`: nothing waits.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.pacer.next_deadline()
     }
 
     pub fn stats(&self) -> &EngineStats {
@@ -437,7 +444,7 @@ where
         self.connections.clear();
         self.interest.clear();
         self.pending_sync.clear();
-        self.waiting_for_answers.clear();
+        self.pacer.clear();
         self.documents.clear();
     }
 

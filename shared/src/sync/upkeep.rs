@@ -110,7 +110,7 @@ where
             .connections
             .values()
             .flat_map(|c| c.bulk.in_flight.keys().copied())
-            .chain(self.documents_waiting_for_answers())
+            .chain(self.pacer.waiting_documents())
             .collect();
         self.documents
             .iter()

@@ -1,4 +1,4 @@
-//! Pacing by answers ([`crate::sync::pacing`]): changes for a peer that has not answered
+//! Pacing by answers ([`crate::sync::pacer`]): changes for a peer that has not answered
 //! the last ones wait, and go together when it answers or when the wait is over.
 
 use super::sim::*;
