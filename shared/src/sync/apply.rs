@@ -8,7 +8,6 @@ use automerge::Automerge;
 use crate::protocol::Message;
 use crate::DocumentId;
 
-use super::connection::SyncSlot;
 use super::output::{ChangeOrigin, Notification};
 use super::policy::Policy;
 use super::receive::receive_sync_message;
@@ -33,7 +32,7 @@ where
             else {
                 return;
             };
-            let Some(SyncSlot::Live(state)) = c.docs.get_mut(&id).map(|peer| &mut peer.sync) else {
+            let Some(state) = c.docs.get_mut(&id).and_then(|ch| ch.live_state_mut()) else {
                 return;
             };
             let before = entry.doc.get_heads();
@@ -41,7 +40,7 @@ where
                 Check::Scratch => {
                     // Apply to a scratch copy; keep it only if the policy accepts the result.
                     let mut scratch = entry.doc.clone();
-                    let mut scratch_state = state.as_ref().clone();
+                    let mut scratch_state = state.clone();
                     match receive_sync_message(&mut scratch, &mut scratch_state, message) {
                         Err(e) => Outcome::Invalid(e.to_string()),
                         Ok(()) => {
@@ -51,7 +50,7 @@ where
                             {
                                 Ok(()) => {
                                     entry.doc = scratch;
-                                    **state = scratch_state;
+                                    *state = scratch_state;
                                     Outcome::Applied
                                 }
                                 Err(reason) => Outcome::Rejected(reason),
@@ -62,7 +61,7 @@ where
                 Check::InPlace => {
                     // Apply to the document itself; undo by rebuilding it at `before` if
                     // the policy refuses the result.
-                    let mut new_state = state.as_ref().clone();
+                    let mut new_state = state.clone();
                     match receive_sync_message(&mut entry.doc, &mut new_state, message) {
                         Err(e) => Outcome::Invalid(e.to_string()),
                         Ok(()) => {
@@ -71,7 +70,7 @@ where
                                 .check_in_place(&c.principal, &id, &before, &entry.doc)
                             {
                                 Ok(()) => {
-                                    **state = new_state;
+                                    *state = new_state;
                                     Outcome::Applied
                                 }
                                 Err(reason) => match undo(&entry.doc, &before) {
@@ -121,12 +120,8 @@ where
     /// A peer's change is refused: nothing of it is kept or relayed; the sender hears why
     /// and stays connected, but this document no longer syncs with it until it reconnects.
     pub(super) fn reject_change(&mut self, conn: ConnectionId, id: DocumentId, reason: String) {
-        if let Some(peer) = self
-            .connections
-            .get_mut(&conn)
-            .and_then(|c| c.docs.get_mut(&id))
-        {
-            peer.refused = true;
+        if let Some(channel) = self.channel_mut(conn, id) {
+            channel.refuse();
         }
         self.stats.changes_rejected += 1;
         self.send(

@@ -6,7 +6,7 @@
 
 use crate::DocumentId;
 
-use super::connection::{PeerHas, SyncSlot};
+use super::channel::PeerHas;
 use super::document::{Pending, Status};
 use super::output::Notification;
 use super::policy::Policy;
@@ -91,10 +91,11 @@ where
         if !in_flight {
             return;
         }
-        let already_syncing = self
-            .connections
-            .get(&conn)
-            .is_some_and(|c| c.docs.get(&id).is_some_and(|p| p.has != PeerHas::Unknown));
+        let already_syncing = self.connections.get(&conn).is_some_and(|c| {
+            c.docs
+                .get(&id)
+                .is_some_and(|ch| ch.has() != PeerHas::Unknown)
+        });
         if already_syncing || !self.sync_one(conn, id, None) {
             self.settle(conn, id);
         }
@@ -109,12 +110,10 @@ where
         if !c.bulk.in_flight.contains_key(&id) {
             return;
         }
-        let in_sync = match c.docs.get(&id).map(|p| &p.sync) {
-            Some(SyncSlot::Live(state)) => {
-                state.their_heads.as_deref() == Some(entry.doc.get_heads().as_slice())
-            }
-            _ => false,
-        };
+        let in_sync = c
+            .docs
+            .get(&id)
+            .is_some_and(|ch| ch.in_sync_at(&entry.doc.get_heads()));
         if in_sync {
             self.settle(conn, id);
         }

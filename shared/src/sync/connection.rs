@@ -3,11 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use automerge::sync;
-
 use crate::protocol::{PeerId, PeerMetadata};
 use crate::DocumentId;
 
+use super::channel::Channel;
 use super::policy::{PeerLimits, PeerRole};
 use super::{Direction, Millis};
 
@@ -37,41 +36,6 @@ impl ReadyPeer {
             self.metadata.storage_id.as_ref()
         }
     }
-}
-
-/// Where this peer stands with one document, from our point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum PeerHas {
-    /// Nothing known yet.
-    #[default]
-    Unknown,
-    /// It sent heads: it has the document.
-    Has,
-    /// It asked us for the document (a `request`, or a sync with no heads).
-    Wants,
-    /// It told us it does not have the document (`doc-unavailable`), or we told it.
-    Unavailable,
-}
-
-/// Sync state with a peer for one document. Kept encoded ("parked") while the document is
-/// evicted from memory, which keeps only the shared heads: enough for a cheap resync.
-#[derive(Debug)]
-pub(crate) enum SyncSlot {
-    Live(Box<sync::State>),
-    Parked(Vec<u8>),
-}
-
-#[derive(Debug)]
-pub(crate) struct PeerDoc {
-    pub sync: SyncSlot,
-    pub has: PeerHas,
-    /// We sent this peer a `request` and wait for its answer.
-    pub asked: bool,
-    /// We refused a change of this peer's to this document. Its replica has diverged on a
-    /// branch we will not take, so until it reconnects we neither read its sync messages
-    /// for the document nor send it ours: each would carry the refused change again, and the
-    /// two sides would answer each other for ever.
-    pub refused: bool,
 }
 
 /// Token bucket: `rate` tokens a second, at most `burst` saved up.
@@ -122,7 +86,7 @@ pub(crate) struct Connection<Principal> {
     pub direction: Direction,
     pub principal: Principal,
     pub phase: Phase,
-    pub docs: BTreeMap<DocumentId, PeerDoc>,
+    pub docs: BTreeMap<DocumentId, Channel>,
     pub rate: RateLimiter,
     pub bulk: BulkSync,
     /// What this connection may make us spend (the policy's limits for its principal,

@@ -2,18 +2,17 @@
 //! [`super::apply`]), persisting changes before anyone hears of them, and sending every
 //! peer that shares the document what it lacks.
 
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
 
 use crate::protocol::Message;
 use crate::DocumentId;
 
 use super::apply::Check;
-use super::connection::{PeerDoc, PeerHas, SyncSlot};
+use super::channel::{Channel, Generated, PeerHas};
 use super::document::{Pending, Status};
 use super::memo::SyncMemo;
 use super::output::{ChangeOrigin, Notification, Output, StoreOp};
 use super::policy::Policy;
-use super::receive::nothing_to_send;
 use super::{ConnectionId, Engine};
 
 impl<P: Policy> Engine<P>
@@ -48,9 +47,9 @@ where
             return;
         };
         // A document whose change from this peer was refused: nothing more of it is read
-        // until the peer reconnects (see `PeerDoc::refused`), at no cost beyond the
+        // until the peer reconnects (see `Channel::refuse`), at no cost beyond the
         // envelope.
-        if c.docs.get(&id).is_some_and(|p| p.refused) {
+        if c.docs.get(&id).is_some_and(Channel::is_refused) {
             return;
         }
         // Someone who may not write anything is refused before we load the document, and
@@ -152,25 +151,12 @@ where
         let their_heads_empty = message.heads.is_empty();
 
         self.peer_doc(conn, id);
+        let asks = is_request || their_heads_empty;
+        if !self
+            .channel_mut(conn, id)
+            .is_some_and(|channel| channel.heard_sync(asks))
         {
-            let Some(peer) = self
-                .connections
-                .get_mut(&conn)
-                .and_then(|c| c.docs.get_mut(&id))
-            else {
-                return;
-            };
-            if peer.refused || !matches!(peer.sync, SyncSlot::Live(_)) {
-                return;
-            }
-            peer.asked = false;
-            if is_request || their_heads_empty {
-                if peer.has != PeerHas::Has {
-                    peer.has = PeerHas::Wants;
-                }
-            } else {
-                peer.has = PeerHas::Has;
-            }
+            return;
         }
         if let Some(message) = self.defer_incoming(conn, id, check, message) {
             self.apply_one(conn, id, check, message);
@@ -215,12 +201,8 @@ where
             return;
         }
         self.send_unavailable(conn, id);
-        if let Some(peer) = self
-            .connections
-            .get_mut(&conn)
-            .and_then(|c| c.docs.get_mut(&id))
-        {
-            peer.has = PeerHas::Unavailable;
+        if let Some(channel) = self.channel_mut(conn, id) {
+            channel.told_unavailable();
         }
         self.settle(conn, id);
     }
@@ -243,23 +225,10 @@ where
         let saved = c
             .kept_storage_id()
             .and_then(|s| entry.saved_sync_states.get(s));
-        let peer = c.docs.entry(id).or_insert_with(|| PeerDoc {
-            sync: SyncSlot::Parked(saved.cloned().unwrap_or_default()),
-            has: PeerHas::Unknown,
-            asked: false,
-            refused: false,
-        });
-        if let SyncSlot::Parked(bytes) = &peer.sync {
-            let state = if bytes.is_empty() {
-                sync::State::new()
-            } else {
-                sync::State::decode(bytes).unwrap_or_else(|e| {
-                    tracing::warn!(document = %id, error = %e, "saved sync state unreadable; starting afresh");
-                    sync::State::new()
-                })
-            };
-            peer.sync = SyncSlot::Live(Box::new(state));
-        }
+        c.docs
+            .entry(id)
+            .or_insert_with(|| Channel::new(saved.cloned().unwrap_or_default()))
+            .make_live(id);
         self.interest.entry(id).or_default().insert(conn);
     }
 
@@ -288,7 +257,7 @@ where
         } else {
             // Two empty replicas have nothing to tell each other; only answer a peer that
             // has the document, so it sends it.
-            let peer_has = c.docs.get(&id).map(|p| p.has);
+            let peer_has = c.docs.get(&id).map(Channel::has);
             if peer_has != Some(PeerHas::Has) {
                 return false;
             }
@@ -298,15 +267,11 @@ where
         else {
             return false;
         };
-        let Some(PeerDoc {
-            sync: SyncSlot::Live(state),
-            refused: false,
-            ..
-        }) = c.docs.get_mut(&id)
-        else {
-            return false;
-        };
-        if nothing_to_send(&entry.doc, state) {
+        if !c
+            .docs
+            .get(&id)
+            .is_some_and(|channel| channel.has_something_to_send(&entry.doc))
+        {
             return false;
         }
         if self.pacer.must_wait(conn, id, self.now) {
@@ -316,16 +281,14 @@ where
         else {
             return false;
         };
-        let Some(SyncSlot::Live(state)) = c.docs.get_mut(&id).map(|p| &mut p.sync) else {
-            return false;
-        };
-        let sent_before = state.sent_hashes.len();
-        let data = match memo {
-            Some(memo) => memo.generate(id, &entry.doc, state),
-            None => entry.doc.generate_sync_message(state).map(|m| m.encode()),
-        };
-        let carries_changes = state.sent_hashes.len() > sent_before;
-        let Some(data) = data else {
+        let Some(Generated {
+            data,
+            carries_changes,
+        }) = c
+            .docs
+            .get_mut(&id)
+            .and_then(|channel| channel.generate(id, &entry.doc, memo))
+        else {
             return false;
         };
         if carries_changes {
@@ -398,23 +361,21 @@ where
         let storage_id = c.kept_storage_id().cloned();
         let was_ready = c.ready().is_some();
         let mut waiting_on_it = Vec::new();
-        for (id, peer) in c.docs {
+        for (id, channel) in c.docs {
             if let Some(set) = self.interest.get_mut(&id) {
                 set.remove(&conn);
                 if set.is_empty() {
                     self.interest.remove(&id);
                 }
             }
-            if peer.asked {
+            if channel.asked() {
                 waiting_on_it.push(id);
             }
             let Some(storage_id) = &storage_id else {
                 continue;
             };
-            let state = match peer.sync {
-                SyncSlot::Live(state) if !state.shared_heads.is_empty() => state.encode(),
-                SyncSlot::Parked(bytes) if !bytes.is_empty() => bytes,
-                _ => continue,
+            let Some(state) = channel.into_saved_state() else {
+                continue;
             };
             if let Some(entry) = self.documents.get_mut(&id) {
                 if entry.saved_sync_states.get(storage_id) == Some(&state) {

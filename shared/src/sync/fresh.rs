@@ -34,7 +34,7 @@ use automerge::{Automerge, ChangeHash};
 use crate::protocol::Message;
 use crate::DocumentId;
 
-use super::connection::{PeerDoc, PeerHas, SyncSlot};
+use super::channel::Channel;
 use super::document::Pending;
 use super::output::StoredDocument;
 use super::policy::Policy;
@@ -97,11 +97,8 @@ where
         if !self.policy.may_read_any(&c.principal, &id) {
             return None;
         }
-        if let Some(peer) = c.docs.get(&id) {
-            let answered = matches!(&peer.sync, SyncSlot::Live(state) if state.have_responded);
-            if peer.refused || answered {
-                return None;
-            }
+        if c.docs.get(&id).is_some_and(|ch| !ch.may_answer_fresh()) {
+            return None;
         }
         let message = sync::Message::decode(data).ok()?;
         let flags = message.flags?; // only peers that take whole documents send flags
@@ -154,17 +151,10 @@ where
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        let peer = c.docs.entry(id).or_insert_with(|| PeerDoc {
-            sync: SyncSlot::Parked(Vec::new()),
-            has: PeerHas::Unknown,
-            asked: false,
-            refused: false,
-        });
-        peer.sync = SyncSlot::Live(Box::new(state));
-        peer.asked = false;
-        if peer.has != PeerHas::Has {
-            peer.has = PeerHas::Wants;
-        }
+        c.docs
+            .entry(id)
+            .or_insert_with(|| Channel::new(Vec::new()))
+            .answered_fresh(state);
         self.interest.entry(id).or_default().insert(conn);
         self.stats.snapshots_served += 1;
         self.send(
@@ -195,16 +185,16 @@ where
         if !self.policy.may_read_any(&c.principal, &id) {
             return false;
         }
-        let Some(peer) = c.docs.get_mut(&id) else {
+        let Some(channel) = c.docs.get_mut(&id) else {
             return false;
         };
-        let SyncSlot::Live(state) = &peer.sync else {
+        let Some(state) = channel.live_state() else {
             return false;
         };
         let ours = &state.last_sent_heads;
         let acknowledged = state.have_responded
             && !ours.is_empty()
-            && !peer.refused
+            && !channel.is_refused()
             && message.heads == *ours
             && message.changes.is_empty()
             && message.need.is_empty()
@@ -215,13 +205,7 @@ where
         if !acknowledged {
             return false;
         }
-        // In sync at our heads: parked as eviction would park it (only the shared heads
-        // are kept; a later change resyncs from them).
-        let mut parked = sync::State::new();
-        parked.shared_heads = message.heads.clone();
-        peer.sync = SyncSlot::Parked(parked.encode());
-        peer.has = PeerHas::Has;
-        peer.asked = false;
+        channel.acknowledged_at(message.heads.clone());
         self.settle(conn, id);
         true
     }

@@ -29,7 +29,6 @@
 use automerge::sync;
 
 use super::apply::{undo, Check};
-use super::connection::SyncSlot;
 use super::document::Status;
 use super::policy::Policy;
 use super::receive::receive_together;
@@ -153,10 +152,10 @@ where
                 .connections
                 .get(conn)
                 .and_then(|c| c.docs.get(&id))
-                .map(|p| &p.sync)
+                .and_then(|ch| ch.live_state())
             {
-                Some(SyncSlot::Live(state)) => states.push(state.as_ref().clone()),
-                _ => return false,
+                Some(state) => states.push(state.clone()),
+                None => return false,
             }
         }
         let (Some(first), Some(entry)) =
@@ -213,13 +212,11 @@ where
             return false;
         }
         for (conn, state) in conns.iter().zip(states) {
-            if let Some(SyncSlot::Live(live)) = self
-                .connections
-                .get_mut(conn)
-                .and_then(|c| c.docs.get_mut(&id))
-                .map(|p| &mut p.sync)
+            if let Some(live) = self
+                .channel_mut(*conn, id)
+                .and_then(|ch| ch.live_state_mut())
             {
-                **live = state;
+                *live = state;
             }
         }
         self.stats.sync_messages_applied_together += messages.len() as u64;

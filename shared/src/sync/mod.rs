@@ -27,6 +27,7 @@
 
 mod apply;
 mod bulk;
+mod channel;
 pub mod config;
 mod connection;
 mod document;
@@ -362,11 +363,7 @@ where
                 continue;
             }
             shared = true;
-            let their = match c.docs.get(id).map(|p| &p.sync) {
-                Some(connection::SyncSlot::Live(state)) => state.their_heads.as_deref(),
-                _ => None,
-            };
-            if their != Some(heads.as_slice()) {
+            if !c.docs.get(id).is_some_and(|ch| ch.in_sync_at(&heads)) {
                 return false;
             }
         }
@@ -388,6 +385,13 @@ where
 
     fn notify(&mut self, notification: Notification) {
         self.outputs.push_back(Output::Notify(notification));
+    }
+
+    /// What we know of this peer for this document, if anything.
+    fn channel_mut(&mut self, conn: ConnectionId, id: DocumentId) -> Option<&mut channel::Channel> {
+        self.connections
+            .get_mut(&conn)
+            .and_then(|c| c.docs.get_mut(&id))
     }
 
     fn our_id(&self) -> PeerId {

@@ -9,12 +9,10 @@
 //! asked hears `doc-unavailable`. If the document turns up later, whoever asked still gets it:
 //! their sync state stays, and [`Engine::document_changed`] sends to every interested peer.
 
-use automerge::sync::{self, SyncDoc};
-
 use crate::protocol::Message;
 use crate::DocumentId;
 
-use super::connection::{PeerHas, SyncSlot};
+use super::channel::PeerHas;
 use super::document::Status;
 use super::output::Notification;
 use super::policy::Policy;
@@ -63,7 +61,7 @@ where
                 Some(**cid) != requester
                     && c.is_replica()
                     && !matches!(
-                        c.docs.get(&id).map(|p| p.has),
+                        c.docs.get(&id).map(|ch| ch.has()),
                         Some(PeerHas::Unavailable | PeerHas::Wants)
                     )
             })
@@ -90,29 +88,16 @@ where
         else {
             return;
         };
-        let Some(peer) = c.docs.get_mut(&id) else {
+        let Some(data) = c.docs.get_mut(&id).and_then(|ch| ch.request(&entry.doc)) else {
             return;
         };
-        let SyncSlot::Live(state) = &mut peer.sync else {
-            return;
-        };
-        // A fresh state: the request must carry a full first message even if an earlier
-        // exchange with this peer left one in flight.
-        **state = sync::State::new();
-        let Some(message) = entry.doc.generate_sync_message(state) else {
-            return;
-        };
-        peer.asked = true;
-        if peer.has == PeerHas::Unavailable {
-            peer.has = PeerHas::Unknown;
-        }
         self.send(
             conn,
             &Message::Request {
                 sender_id: self.config.peer_id.clone(),
                 target_id,
                 document_id: id,
-                data: message.encode(),
+                data,
             },
         );
     }
@@ -125,11 +110,10 @@ where
         if !matches!(entry.status, Status::Requesting { .. }) || entry.has_content() {
             return;
         }
-        let waiting = self.connections.values().any(|c| {
-            c.docs
-                .get(&id)
-                .is_some_and(|p| p.asked && matches!(p.has, PeerHas::Unknown | PeerHas::Has))
-        });
+        let waiting = self
+            .connections
+            .values()
+            .any(|c| c.docs.get(&id).is_some_and(|ch| ch.awaiting_answer()));
         if !waiting {
             self.resolve_unavailable(id);
         }
@@ -147,24 +131,19 @@ where
         let wanting: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.docs.get(&id).is_some_and(|p| p.has == PeerHas::Wants))
+            .filter(|(_, c)| c.docs.get(&id).is_some_and(|ch| ch.has() == PeerHas::Wants))
             .map(|(cid, _)| *cid)
             .collect();
         for conn in wanting {
-            if let Some(peer) = self
-                .connections
-                .get_mut(&conn)
-                .and_then(|c| c.docs.get_mut(&id))
-            {
-                peer.has = PeerHas::Unavailable;
-                peer.asked = false;
+            if let Some(channel) = self.channel_mut(conn, id) {
+                channel.unavailable();
             }
             self.send_unavailable(conn, id);
         }
         let someone_has_it = self
             .connections
             .values()
-            .any(|c| c.docs.get(&id).is_some_and(|p| p.has == PeerHas::Has));
+            .any(|c| c.docs.get(&id).is_some_and(|ch| ch.has() == PeerHas::Has));
         if pinned {
             self.notify(Notification::DocumentUnavailable { document: id });
         } else if !someone_has_it {
@@ -176,13 +155,8 @@ where
     }
 
     pub(super) fn on_doc_unavailable(&mut self, conn: ConnectionId, id: DocumentId) {
-        if let Some(peer) = self
-            .connections
-            .get_mut(&conn)
-            .and_then(|c| c.docs.get_mut(&id))
-        {
-            peer.has = PeerHas::Unavailable;
-            peer.asked = false;
+        if let Some(channel) = self.channel_mut(conn, id) {
+            channel.unavailable();
         }
         self.settle(conn, id);
         self.check_request(id);
@@ -199,11 +173,8 @@ where
             .collect();
         for id in expired {
             for c in self.connections.values_mut() {
-                if let Some(peer) = c.docs.get_mut(&id) {
-                    if peer.asked {
-                        peer.asked = false;
-                        peer.has = PeerHas::Unavailable;
-                    }
+                if let Some(channel) = c.docs.get_mut(&id) {
+                    channel.request_expired();
                 }
             }
             self.check_request(id);

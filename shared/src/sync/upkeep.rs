@@ -5,7 +5,6 @@
 
 use crate::DocumentId;
 
-use super::connection::SyncSlot;
 use super::document::Status;
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
@@ -131,15 +130,12 @@ where
     fn evict(&mut self, id: DocumentId) {
         if let Some(conns) = self.interest.get(&id) {
             for conn in conns {
-                let Some(peer) = self
+                if let Some(channel) = self
                     .connections
                     .get_mut(conn)
                     .and_then(|c| c.docs.get_mut(&id))
-                else {
-                    continue;
-                };
-                if let SyncSlot::Live(state) = &peer.sync {
-                    peer.sync = SyncSlot::Parked(state.encode());
+                {
+                    channel.park();
                 }
             }
         }
