@@ -32,7 +32,10 @@ where
             else {
                 return;
             };
-            let Some(state) = c.docs.get_mut(&id).and_then(|ch| ch.live_state_mut()) else {
+            let Some((principal, channel)) = c.principal_and_channel_mut(&id) else {
+                return;
+            };
+            let Some(state) = channel.live_state_mut() else {
                 return;
             };
             let before = entry.doc.get_heads();
@@ -46,7 +49,7 @@ where
                         Ok(()) => {
                             match self
                                 .policy
-                                .check_write(&c.principal, &id, &entry.doc, &scratch)
+                                .check_write(principal, &id, &entry.doc, &scratch)
                             {
                                 Ok(()) => {
                                     entry.doc = scratch;
@@ -67,7 +70,7 @@ where
                         Ok(()) => {
                             match self
                                 .policy
-                                .check_in_place(&c.principal, &id, &before, &entry.doc)
+                                .check_in_place(principal, &id, &before, &entry.doc)
                             {
                                 Ok(()) => {
                                     *state = new_state;

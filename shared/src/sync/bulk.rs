@@ -32,10 +32,7 @@ where
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        c.bulk.queue = documents.into_iter().collect();
-        c.bulk.total = c.bulk.queue.len();
-        c.bulk.done = 0;
-        let total = c.bulk.total;
+        let total = c.bulk_mut().start(documents);
         self.notify(Notification::SyncProgress {
             conn,
             done: 0,
@@ -62,13 +59,9 @@ where
             let Some(c) = self.connections.get_mut(&conn) else {
                 return;
             };
-            if c.bulk.in_flight.len() >= window {
-                return;
-            }
-            let Some(id) = c.bulk.queue.pop_front() else {
+            let Some(id) = c.bulk_mut().next_to_offer(window, now) else {
                 return;
             };
-            c.bulk.in_flight.insert(id, now);
             if self.ensure_document(id) {
                 if let Some(Status::Loading { pending }) =
                     self.documents.get_mut(&id).map(|d| &mut d.status)
@@ -87,13 +80,12 @@ where
         let in_flight = self
             .connections
             .get(&conn)
-            .is_some_and(|c| c.bulk.in_flight.contains_key(&id));
+            .is_some_and(|c| c.bulk().is_in_flight(&id));
         if !in_flight {
             return;
         }
         let already_syncing = self.connections.get(&conn).is_some_and(|c| {
-            c.docs
-                .get(&id)
+            c.channel(&id)
                 .is_some_and(|ch| ch.has() != PeerHas::Unknown)
         });
         if already_syncing || !self.sync_one(conn, id, None) {
@@ -107,12 +99,11 @@ where
         let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
             return;
         };
-        if !c.bulk.in_flight.contains_key(&id) {
+        if !c.bulk().is_in_flight(&id) {
             return;
         }
         let in_sync = c
-            .docs
-            .get(&id)
+            .channel(&id)
             .is_some_and(|ch| ch.in_sync_at(&entry.doc.get_heads()));
         if in_sync {
             self.settle(conn, id);
@@ -124,11 +115,9 @@ where
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        if c.bulk.in_flight.remove(&id).is_none() {
+        let Some((done, total)) = c.bulk_mut().settle(&id) else {
             return;
-        }
-        c.bulk.done += 1;
-        let (done, total) = (c.bulk.done, c.bulk.total);
+        };
         self.notify(Notification::SyncProgress { conn, done, total });
         self.pump(conn);
     }
@@ -140,11 +129,10 @@ where
             .connections
             .iter()
             .flat_map(|(cid, c)| {
-                c.bulk
-                    .in_flight
-                    .iter()
-                    .filter(move |(_, since)| **since <= cutoff)
-                    .map(move |(id, _)| (*cid, *id))
+                c.bulk()
+                    .in_flight()
+                    .filter(move |(_, since)| *since <= cutoff)
+                    .map(move |(id, _)| (*cid, id))
             })
             .collect();
         for (conn, id) in expired {

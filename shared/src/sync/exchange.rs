@@ -49,14 +49,14 @@ where
         // A document whose change from this peer was refused: nothing more of it is read
         // until the peer reconnects (see `Channel::refuse`), at no cost beyond the
         // envelope.
-        if c.docs.get(&id).is_some_and(Channel::is_refused) {
+        if c.channel(&id).is_some_and(Channel::is_refused) {
             return;
         }
         // Someone who may not write anything is refused before we load the document, and
         // changes that alone are larger than a document may be, before they are applied.
         #[cfg(not(target_arch = "wasm32"))]
         if envelope.change_chunks > 0 {
-            if let Err(reason) = self.policy.may_write(&c.principal) {
+            if let Err(reason) = self.policy.may_write(c.principal()) {
                 self.reject_change(conn, id, reason);
                 return;
             }
@@ -116,14 +116,14 @@ where
             return;
         };
         if matches!(entry.status, Status::Corrupt)
-            || (entry.has_content() && !self.policy.may_read(&c.principal, &id, &entry.doc))
+            || (entry.has_content() && !self.policy.may_read(c.principal(), &id, &entry.doc))
         {
             self.refuse(conn, id);
             return;
         }
         if !message.changes.is_empty() {
             // Whose document this is comes from what we store, before the changes are read.
-            if let Err(reason) = self.policy.may_change(&c.principal, &id, &entry.doc) {
+            if let Err(reason) = self.policy.may_change(c.principal(), &id, &entry.doc) {
                 self.reject_change(conn, id, reason);
                 return;
             }
@@ -138,11 +138,11 @@ where
             return;
         };
         let check =
-            if message.changes.is_empty() || !self.policy.needs_write_check(&c.principal, &id) {
+            if message.changes.is_empty() || !self.policy.needs_write_check(c.principal(), &id) {
                 Check::None
             } else if self
                 .policy
-                .may_check_in_place(&c.principal, &id, &entry.doc)
+                .may_check_in_place(c.principal(), &id, &entry.doc)
             {
                 Check::InPlace
             } else {
@@ -150,7 +150,7 @@ where
             };
         let their_heads_empty = message.heads.is_empty();
 
-        self.peer_doc(conn, id);
+        self.open_channel(conn, id);
         let asks = is_request || their_heads_empty;
         if !self
             .channel_mut(conn, id)
@@ -170,11 +170,7 @@ where
         let Some(c) = self.connections.get_mut(&conn) else {
             return false;
         };
-        if c.unknown.contains(&id) {
-            return true;
-        }
-        if c.unknown.len() < c.limits.max_unknown_documents {
-            c.unknown.insert(id);
+        if c.note_unknown(id) {
             return true;
         }
         self.send_unavailable(conn, id);
@@ -211,23 +207,18 @@ where
         self.connections
             .get(&conn)
             .and_then(|c| c.ready())
-            .map(|p| p.peer_id.clone())
+            .map(|p| p.peer_id().clone())
     }
 
     /// Makes sure the connection has a live sync state for the (loaded) document, starting
     /// from the state saved for this peer's storage id if there is one, and records the
     /// connection's interest in the document.
-    pub(super) fn peer_doc(&mut self, conn: ConnectionId, id: DocumentId) {
+    pub(super) fn open_channel(&mut self, conn: ConnectionId, id: DocumentId) {
         let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
         else {
             return;
         };
-        let saved = c
-            .kept_storage_id()
-            .and_then(|s| entry.saved_sync_states.get(s));
-        c.docs
-            .entry(id)
-            .or_insert_with(|| Channel::new(saved.cloned().unwrap_or_default()))
+        c.open_channel(id, Some(&entry.saved_sync_states))
             .make_live(id);
         self.interest.entry(id).or_default().insert(conn);
     }
@@ -244,32 +235,31 @@ where
         let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
             return false;
         };
-        let Some(target_id) = c.ready().map(|p| p.peer_id.clone()) else {
+        let Some(target_id) = c.ready().map(|p| p.peer_id().clone()) else {
             return false;
         };
         if matches!(entry.status, Status::Loading { .. } | Status::Corrupt) {
             return false;
         }
         if entry.has_content() {
-            if !self.policy.may_read(&c.principal, &id, &entry.doc) {
+            if !self.policy.may_read(c.principal(), &id, &entry.doc) {
                 return false;
             }
         } else {
             // Two empty replicas have nothing to tell each other; only answer a peer that
             // has the document, so it sends it.
-            let peer_has = c.docs.get(&id).map(Channel::has);
+            let peer_has = c.channel(&id).map(Channel::has);
             if peer_has != Some(PeerHas::Has) {
                 return false;
             }
         }
-        self.peer_doc(conn, id);
+        self.open_channel(conn, id);
         let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
         else {
             return false;
         };
         if !c
-            .docs
-            .get(&id)
+            .channel(&id)
             .is_some_and(|channel| channel.has_something_to_send(&entry.doc))
         {
             return false;
@@ -285,8 +275,7 @@ where
             data,
             carries_changes,
         }) = c
-            .docs
-            .get_mut(&id)
+            .channel_mut(&id)
             .and_then(|channel| channel.generate(id, &entry.doc, memo))
         else {
             return false;
@@ -328,7 +317,7 @@ where
             self.notify(Notification::DocumentReady { document: id });
             for conn in self.interest.get(&id).into_iter().flatten() {
                 if let Some(c) = self.connections.get_mut(conn) {
-                    c.unknown.remove(&id);
+                    c.known_now(&id);
                 }
             }
         }
@@ -361,7 +350,7 @@ where
         let storage_id = c.kept_storage_id().cloned();
         let was_ready = c.ready().is_some();
         let mut waiting_on_it = Vec::new();
-        for (id, channel) in c.docs {
+        for (id, channel) in c.into_channels() {
             if let Some(set) = self.interest.get_mut(&id) {
                 set.remove(&conn);
                 if set.is_empty() {

@@ -34,7 +34,6 @@ use automerge::{Automerge, ChangeHash};
 use crate::protocol::Message;
 use crate::DocumentId;
 
-use super::channel::Channel;
 use super::document::Pending;
 use super::output::StoredDocument;
 use super::policy::Policy;
@@ -94,10 +93,10 @@ where
     ) -> Option<sync::Message> {
         let c = self.connections.get(&conn)?;
         c.ready()?;
-        if !self.policy.may_read_any(&c.principal, &id) {
+        if !self.policy.may_read_any(c.principal(), &id) {
             return None;
         }
-        if c.docs.get(&id).is_some_and(|ch| !ch.may_answer_fresh()) {
+        if c.channel(&id).is_some_and(|ch| !ch.may_answer_fresh()) {
             return None;
         }
         let message = sync::Message::decode(data).ok()?;
@@ -151,10 +150,7 @@ where
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
         };
-        c.docs
-            .entry(id)
-            .or_insert_with(|| Channel::new(Vec::new()))
-            .answered_fresh(state);
+        c.open_channel(id, None).answered_fresh(state);
         self.interest.entry(id).or_default().insert(conn);
         self.stats.snapshots_served += 1;
         self.send(
@@ -182,10 +178,10 @@ where
         let Some(c) = self.connections.get_mut(&conn) else {
             return false;
         };
-        if !self.policy.may_read_any(&c.principal, &id) {
+        if !self.policy.may_read_any(c.principal(), &id) {
             return false;
         }
-        let Some(channel) = c.docs.get_mut(&id) else {
+        let Some(channel) = c.channel_mut(&id) else {
             return false;
         };
         let Some(state) = channel.live_state() else {

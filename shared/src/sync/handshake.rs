@@ -2,8 +2,8 @@
 
 use crate::protocol::{self, Message, PeerId, PeerMetadata, PROTOCOL_V1};
 
-use super::connection::{Connection, Phase, ReadyPeer};
-use super::policy::{PeerRole, Policy};
+use super::peer::{Connection, Phase, ReadyPeer};
+use super::policy::Policy;
 use super::{ConnectionId, Direction, Engine, Notification};
 
 impl<P: Policy> Engine<P>
@@ -66,12 +66,12 @@ where
         };
         self.stats.frames_in += 1;
         self.stats.bytes_in += frame.len() as u64;
-        if !c.rate.allow(now) {
+        if !c.allow_message(now) {
             self.fail(conn, "message rate limit exceeded".into());
             return;
         }
         let limits = crate::protocol::Limits {
-            max_frame_bytes: c.limits.max_frame_bytes,
+            max_frame_bytes: c.limits().max_frame_bytes,
             ..self.config.limits
         };
         let message = match protocol::decode(frame, &limits) {
@@ -89,7 +89,7 @@ where
         let Some(c) = self.connections.get(&conn) else {
             return;
         };
-        match (&c.phase, message) {
+        match (c.phase(), message) {
             (
                 Phase::AwaitingJoin { .. },
                 Message::Join {
@@ -125,7 +125,7 @@ where
                 self.close_connection(conn, format!("peer refused the connection: {message}"));
             }
             (Phase::AwaitingJoin { .. } | Phase::AwaitingPeer { .. }, other) => {
-                let expected = if c.direction == Direction::Incoming {
+                let expected = if c.direction() == Direction::Incoming {
                     "join"
                 } else {
                     "peer"
@@ -211,7 +211,7 @@ where
         };
         let role = match self
             .policy
-            .admit(&c.principal, c.direction, &peer_id, &metadata)
+            .admit(c.principal(), c.direction(), &peer_id, &metadata)
         {
             Ok(role) => role,
             Err(reason) => {
@@ -224,11 +224,11 @@ where
         // (a partner that proved its key, over a socket that only claimed its peer id);
         // anyone else claiming that id is refused.
         let existing = self.connections.iter().find_map(|(id, other)| {
-            (*id != conn && other.ready().is_some_and(|p| p.peer_id == peer_id)).then(|| {
-                let same = other.principal == c.principal;
+            (*id != conn && other.ready().is_some_and(|p| *p.peer_id() == peer_id)).then(|| {
+                let same = other.principal() == c.principal();
                 (
                     *id,
-                    same || self.policy.outranks(&c.principal, &other.principal),
+                    same || self.policy.outranks(c.principal(), other.principal()),
                     same,
                 )
             })
@@ -249,11 +249,7 @@ where
             None => {}
         }
         if let Some(c) = self.connections.get_mut(&conn) {
-            c.phase = Phase::Ready(ReadyPeer {
-                peer_id: peer_id.clone(),
-                metadata: metadata.clone(),
-                role,
-            });
+            c.set_ready(ReadyPeer::new(peer_id.clone(), metadata.clone(), role));
         }
         self.notify(Notification::PeerConnected {
             conn,
@@ -265,7 +261,7 @@ where
         let outgoing = self
             .connections
             .get(&conn)
-            .is_some_and(|c| c.direction == Direction::Outgoing);
+            .is_some_and(|c| c.direction() == Direction::Outgoing);
         if outgoing {
             self.after_handshake(conn);
         }
@@ -273,12 +269,7 @@ where
     }
 
     fn after_handshake(&mut self, conn: ConnectionId) {
-        let replica = self
-            .connections
-            .get(&conn)
-            .and_then(|c| c.ready())
-            .is_some_and(|p| p.role == PeerRole::Replica);
-        if replica {
+        if self.connections.get(&conn).is_some_and(|c| c.is_replica()) {
             self.start_bulk_sync(conn);
         }
     }

@@ -74,7 +74,7 @@ where
         let Some(batch) = &self.incoming else {
             return false;
         };
-        let principal_of = |c: ConnectionId| self.connections.get(&c).map(|c| &c.principal);
+        let principal_of = |c: ConnectionId| self.connections.get(&c).map(|c| c.principal());
         let first = batch.messages.first().map(|(c, _)| *c);
         batch.document == id
             && batch.check == check
@@ -151,7 +151,7 @@ where
             match self
                 .connections
                 .get(conn)
-                .and_then(|c| c.docs.get(&id))
+                .and_then(|c| c.channel(&id))
                 .and_then(|ch| ch.live_state())
             {
                 Some(state) => states.push(state.clone()),
@@ -163,7 +163,7 @@ where
         else {
             return false;
         };
-        let principal = &first.principal;
+        let principal = first.principal();
         let before = entry.doc.get_heads();
         let batch = states.iter_mut().zip(messages.iter().map(|(_, m)| m));
         let accepted = match check {

@@ -130,9 +130,7 @@ where
         if let Some(conns) = self.interest.remove(&id) {
             for conn in conns {
                 if let Some(c) = self.connections.get_mut(&conn) {
-                    c.docs.remove(&id);
-                    c.unknown.remove(&id);
-                    c.bulk.in_flight.remove(&id);
+                    c.forget_document(&id);
                 }
             }
         }

@@ -29,7 +29,6 @@ mod apply;
 mod bulk;
 mod channel;
 pub mod config;
-mod connection;
 mod document;
 mod exchange;
 mod fresh;
@@ -40,6 +39,7 @@ mod memo;
 pub mod output;
 pub mod outputs;
 mod pacer;
+mod peer;
 pub mod policy;
 mod receive;
 mod relay;
@@ -61,9 +61,9 @@ pub use outputs::Outputs;
 pub use policy::{OpenPolicy, PeerLimits, PeerRole, Policy};
 pub use receive::receive_sync_message;
 
-use connection::Connection;
 use document::{Document, Pending, Status};
 use memo::SyncMemo;
+use peer::Connection;
 
 /// Milliseconds on the host's clock. The engine only compares and adds them.
 pub type Millis = u64;
@@ -326,7 +326,7 @@ where
     pub fn peers(&self) -> impl Iterator<Item = (ConnectionId, &PeerId)> {
         self.connections
             .iter()
-            .filter_map(|(id, c)| c.ready().map(|p| (*id, &p.peer_id)))
+            .filter_map(|(id, c)| c.ready().map(|p| (*id, p.peer_id())))
     }
 
     /// True when storage holds the document (whether or not it is in memory).
@@ -363,7 +363,7 @@ where
                 continue;
             }
             shared = true;
-            if !c.docs.get(id).is_some_and(|ch| ch.in_sync_at(&heads)) {
+            if !c.channel(id).is_some_and(|ch| ch.in_sync_at(&heads)) {
                 return false;
             }
         }
@@ -391,7 +391,7 @@ where
     fn channel_mut(&mut self, conn: ConnectionId, id: DocumentId) -> Option<&mut channel::Channel> {
         self.connections
             .get_mut(&conn)
-            .and_then(|c| c.docs.get_mut(&id))
+            .and_then(|c| c.channel_mut(&id))
     }
 
     fn our_id(&self) -> PeerId {

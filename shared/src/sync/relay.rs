@@ -48,7 +48,7 @@ where
         let forwarded = requester.is_none_or(|conn| {
             self.connections
                 .get(&conn)
-                .is_some_and(|c| c.limits.forward_requests)
+                .is_some_and(|c| c.limits().forward_requests)
         });
         if !forwarded {
             self.resolve_unavailable(id);
@@ -61,7 +61,7 @@ where
                 Some(**cid) != requester
                     && c.is_replica()
                     && !matches!(
-                        c.docs.get(&id).map(|ch| ch.has()),
+                        c.channel(&id).map(|ch| ch.has()),
                         Some(PeerHas::Unavailable | PeerHas::Wants)
                     )
             })
@@ -83,12 +83,12 @@ where
         let Some(target_id) = self.peer_id_of(conn) else {
             return;
         };
-        self.peer_doc(conn, id);
+        self.open_channel(conn, id);
         let (Some(c), Some(entry)) = (self.connections.get_mut(&conn), self.documents.get(&id))
         else {
             return;
         };
-        let Some(data) = c.docs.get_mut(&id).and_then(|ch| ch.request(&entry.doc)) else {
+        let Some(data) = c.channel_mut(&id).and_then(|ch| ch.request(&entry.doc)) else {
             return;
         };
         self.send(
@@ -113,7 +113,7 @@ where
         let waiting = self
             .connections
             .values()
-            .any(|c| c.docs.get(&id).is_some_and(|ch| ch.awaiting_answer()));
+            .any(|c| c.channel(&id).is_some_and(|ch| ch.awaiting_answer()));
         if !waiting {
             self.resolve_unavailable(id);
         }
@@ -131,7 +131,7 @@ where
         let wanting: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.docs.get(&id).is_some_and(|ch| ch.has() == PeerHas::Wants))
+            .filter(|(_, c)| c.channel(&id).is_some_and(|ch| ch.has() == PeerHas::Wants))
             .map(|(cid, _)| *cid)
             .collect();
         for conn in wanting {
@@ -143,7 +143,7 @@ where
         let someone_has_it = self
             .connections
             .values()
-            .any(|c| c.docs.get(&id).is_some_and(|ch| ch.has() == PeerHas::Has));
+            .any(|c| c.channel(&id).is_some_and(|ch| ch.has() == PeerHas::Has));
         if pinned {
             self.notify(Notification::DocumentUnavailable { document: id });
         } else if !someone_has_it {
@@ -173,7 +173,7 @@ where
             .collect();
         for id in expired {
             for c in self.connections.values_mut() {
-                if let Some(channel) = c.docs.get_mut(&id) {
+                if let Some(channel) = c.channel_mut(&id) {
                     channel.request_expired();
                 }
             }
@@ -211,14 +211,14 @@ where
         // is dropped (samod clients hand back what they were sent, under its original
         // sender; nobody hears it twice, and nobody can put words in another's mouth). A
         // server we dialed relays others'.
-        if c.direction == super::Direction::Incoming
-            && c.ready().is_some_and(|p| p.peer_id != sender_id)
+        if c.direction() == super::Direction::Incoming
+            && c.ready().is_some_and(|p| *p.peer_id() != sender_id)
         {
             return;
         }
         // Only about a document this peer shares with us (one it may read): nobody else
         // hears of it otherwise.
-        if !c.docs.contains_key(&document_id) {
+        if c.channel(&document_id).is_none() {
             return;
         }
         if !self
@@ -271,20 +271,20 @@ where
         let Some(peer) = c.ready() else {
             return;
         };
-        if &peer.peer_id == sender {
+        if peer.peer_id() == sender {
             return;
         }
         // A server we dialed (automerge-repo's WebSocketServerAdapter among them) only
         // accepts frames whose senderId is the peer on that socket; relayed messages go out
         // under our id, keeping the original session and count.
-        let sender_id = if c.direction == super::Direction::Outgoing {
+        let sender_id = if c.direction() == super::Direction::Outgoing {
             self.config.peer_id.clone()
         } else {
             sender.clone()
         };
         let message = Message::Ephemeral {
             sender_id,
-            target_id: peer.peer_id.clone(),
+            target_id: peer.peer_id().clone(),
             document_id: id,
             session_id: session_id.to_owned(),
             count,

@@ -108,7 +108,7 @@ where
         let busy: std::collections::BTreeSet<DocumentId> = self
             .connections
             .values()
-            .flat_map(|c| c.bulk.in_flight.keys().copied())
+            .flat_map(|c| c.bulk().in_flight().map(|(id, _)| id))
             .chain(self.pacer.waiting_documents())
             .collect();
         self.documents
@@ -133,7 +133,7 @@ where
                 if let Some(channel) = self
                     .connections
                     .get_mut(conn)
-                    .and_then(|c| c.docs.get_mut(&id))
+                    .and_then(|c| c.channel_mut(&id))
                 {
                     channel.park();
                 }
