@@ -273,7 +273,9 @@ impl Checker {
         } else {
             &self.relay
         };
-        self.policy.check_write(principal, id, &before, &after)?;
+        self.policy
+            .check_write(principal, id, &before, &after)
+            .map_err(|refusal| refusal.to_string())?;
         // What was checked is written, and nothing else (such as changes automerge
         // queued for want of their dependencies).
         let write = if new {

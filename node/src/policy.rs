@@ -23,7 +23,7 @@ use automerge::Automerge;
 use ibis_shared::model::review::Role;
 use ibis_shared::model::{kind_of, DocumentKind, Practice};
 use ibis_shared::protocol::{PeerId, PeerMetadata};
-use ibis_shared::sync::{Direction, PeerLimits, PeerRole, Policy};
+use ibis_shared::sync::{Direction, PeerLimits, PeerRole, Policy, Refusal};
 use ibis_shared::DocumentId;
 
 use crate::config::{Config, PublishedEdits};
@@ -138,8 +138,8 @@ impl Policy for NodePolicy {
         new.rank() > old.rank()
     }
 
-    fn may_write(&self, principal: &Principal) -> Result<(), String> {
-        self.may_write_as(principal)
+    fn may_write(&self, principal: &Principal) -> Result<(), Refusal> {
+        Ok(self.may_write_as(principal)?)
     }
 
     fn may_change(
@@ -147,8 +147,8 @@ impl Policy for NodePolicy {
         principal: &Principal,
         id: &DocumentId,
         current: &Automerge,
-    ) -> Result<(), String> {
-        self.may_change_stored(principal, id, current)
+    ) -> Result<(), Refusal> {
+        Ok(self.may_change_stored(principal, id, current)?)
     }
 
     fn may_read(&self, principal: &Principal, id: &DocumentId, doc: &Automerge) -> bool {
@@ -188,8 +188,8 @@ impl Policy for NodePolicy {
         id: &DocumentId,
         before: &Automerge,
         after: &Automerge,
-    ) -> Result<(), String> {
-        self.check_result(principal, id, before, after)
+    ) -> Result<(), Refusal> {
+        Ok(self.check_result(principal, id, before, after)?)
     }
 
     /// A document of no ibis type (another application's, sharing the node) that this
@@ -213,10 +213,10 @@ impl Policy for NodePolicy {
         id: &DocumentId,
         _before: &[automerge::ChangeHash],
         after: &Automerge,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         // Untyped before (see `may_check_in_place`), so it must stay untyped.
         match kind_of(after) {
-            None => self.untyped.may_grow(id),
+            None => Ok(self.untyped.may_grow(id)?),
             Some(_) => Err("a document's type cannot change".into()),
         }
     }

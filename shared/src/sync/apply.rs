@@ -8,6 +8,7 @@ use automerge::Automerge;
 use crate::protocol::Message;
 use crate::DocumentId;
 
+use super::errors::{Refusal, Violation};
 use super::output::{ChangeOrigin, Notification};
 use super::policy::Policy;
 use super::receive::receive_sync_message;
@@ -105,10 +106,13 @@ where
         };
         match outcome {
             Outcome::Applied => {}
-            Outcome::Invalid(e) => {
+            Outcome::Invalid(error) => {
                 self.fail(
                     conn,
-                    format!("automerge rejected the sync message for {id}: {e}"),
+                    Violation::NotApplicable {
+                        document: id,
+                        error,
+                    },
                 );
                 return;
             }
@@ -122,7 +126,7 @@ where
 
     /// A peer's change is refused: nothing of it is kept or relayed; the sender hears why
     /// and stays connected, but this document no longer syncs with it until it reconnects.
-    pub(super) fn reject_change(&mut self, conn: ConnectionId, id: DocumentId, reason: String) {
+    pub(super) fn reject_change(&mut self, conn: ConnectionId, id: DocumentId, reason: Refusal) {
         if let Some(channel) = self.channel_mut(conn, id) {
             channel.refuse();
         }
@@ -137,7 +141,7 @@ where
         self.notify(Notification::ChangeRejected {
             conn,
             document: id,
-            reason,
+            reason: reason.to_string(),
         });
     }
 
@@ -148,7 +152,7 @@ where
         &mut self,
         id: DocumentId,
         before: &[automerge::ChangeHash],
-    ) -> Option<String> {
+    ) -> Option<Refusal> {
         let limit = self.config.max_document_bytes?;
         let entry = self.documents.get_mut(&id)?;
         let size = entry.stored_size(limit);
@@ -166,7 +170,7 @@ where
                 tracing::error!(document = %id, error = %e, "an oversized change could not be undone")
             }
         }
-        Some(too_large(size, limit))
+        Some(Refusal::DocumentTooLarge { size, limit })
     }
 
     /// After the changes of the peers on `conns` were applied to the document (which had
@@ -211,8 +215,8 @@ where
 /// What became of a peer's sync message.
 enum Outcome {
     Applied,
-    /// The policy refused the resulting document.
-    Rejected(String),
+    /// The policy (or the size limit) refused the resulting document.
+    Rejected(Refusal),
     /// Automerge could not apply it.
     Invalid(String),
 }
@@ -226,15 +230,6 @@ pub(super) enum Check {
     Scratch,
     /// Applied in place, undone if the policy refuses the result.
     InPlace,
-}
-
-/// Why a document may not grow to `size` bytes.
-pub(super) fn too_large(size: usize, limit: usize) -> String {
-    format!(
-        "the document would be {} KiB, over the limit of {} KiB for one document",
-        size.div_ceil(1024),
-        limit / 1024
-    )
 }
 
 /// The document as it was at `heads`, with the same actor (undoing a refused change).

@@ -10,6 +10,7 @@ use crate::DocumentId;
 use super::apply::Check;
 use super::channel::{Channel, Generated, PeerHas};
 use super::document::{Pending, Status};
+use super::errors::Violation;
 use super::memo::SyncMemo;
 use super::output::{ChangeOrigin, Notification, Output, StoreOp};
 use super::policy::Policy;
@@ -34,7 +35,13 @@ where
         let envelope = match crate::bounds::check_envelope(&data, &self.config.bounds) {
             Ok(envelope) => envelope,
             Err(e) => {
-                self.fail(conn, format!("invalid sync message for {id}: {e}"));
+                self.fail(
+                    conn,
+                    Violation::InvalidSyncMessage {
+                        document: id,
+                        error: e.to_string(),
+                    },
+                );
                 return;
             }
         };
@@ -68,11 +75,10 @@ where
                 self.reject_change(
                     conn,
                     id,
-                    format!(
-                        "the change is {} KiB, more than a whole document may be ({} KiB)",
-                        envelope.change_bytes.div_ceil(1024),
-                        limit / 1024
-                    ),
+                    super::Refusal::ChangeTooLarge {
+                        change_bytes: envelope.change_bytes,
+                        limit,
+                    },
                 );
                 return;
             }
@@ -80,7 +86,13 @@ where
         let message = match sync::Message::decode(&data) {
             Ok(m) => m,
             Err(e) => {
-                self.fail(conn, format!("invalid sync message for {id}: {e}"));
+                self.fail(
+                    conn,
+                    Violation::InvalidSyncMessage {
+                        document: id,
+                        error: e.to_string(),
+                    },
+                );
                 return;
             }
         };
@@ -130,7 +142,13 @@ where
             // What the changes come to once inflated, measured within a bounded budget.
             #[cfg(not(target_arch = "wasm32"))]
             if let Err(e) = crate::bounds::measure_sync_message(&data, &self.config.bounds) {
-                self.fail(conn, format!("sync message for {id} refused: {e}"));
+                self.fail(
+                    conn,
+                    Violation::Unbounded {
+                        document: id,
+                        error: e,
+                    },
+                );
                 return;
             }
         }

@@ -2,6 +2,7 @@
 
 use crate::protocol::{self, Message, PeerId, PeerMetadata, PROTOCOL_V1};
 
+use super::errors::Violation;
 use super::peer::{Connection, Phase, ReadyPeer};
 use super::policy::Policy;
 use super::{ConnectionId, Direction, Engine, Notification};
@@ -67,7 +68,7 @@ where
         self.stats.frames_in += 1;
         self.stats.bytes_in += frame.len() as u64;
         if !c.allow_message(now) {
-            self.fail(conn, "message rate limit exceeded".into());
+            self.fail(conn, Violation::RateLimited);
             return;
         }
         let limits = crate::protocol::Limits {
@@ -77,7 +78,7 @@ where
         let message = match protocol::decode(frame, &limits) {
             Ok(m) => m,
             Err(e) => {
-                self.fail(conn, format!("invalid message: {e}"));
+                self.fail(conn, Violation::Undecodable(e));
                 return;
             }
         };
@@ -115,7 +116,7 @@ where
                 if selected_protocol_version != PROTOCOL_V1 {
                     self.fail(
                         conn,
-                        format!("unsupported protocol version {selected_protocol_version}"),
+                        Violation::UnsupportedVersion(selected_protocol_version),
                     );
                     return;
                 }
@@ -132,10 +133,10 @@ where
                 };
                 self.fail(
                     conn,
-                    format!(
-                        "expected `{expected}` before any other message, got `{}`",
-                        other.type_name()
-                    ),
+                    Violation::BeforeHandshake {
+                        expected,
+                        got: other.type_name(),
+                    },
                 );
             }
             (Phase::Ready(_), message) => self.on_ready_message(conn, message),
@@ -145,10 +146,7 @@ where
     fn on_ready_message(&mut self, conn: ConnectionId, message: Message) {
         match message {
             Message::Join { .. } | Message::Peer { .. } => {
-                self.fail(
-                    conn,
-                    format!("unexpected `{}` after the handshake", message.type_name()),
-                );
+                self.fail(conn, Violation::AfterHandshake(message.type_name()));
             }
             Message::Sync {
                 document_id, data, ..
@@ -187,7 +185,7 @@ where
         metadata: PeerMetadata,
     ) {
         if !versions.iter().any(|v| v == PROTOCOL_V1) {
-            self.fail(conn, "unsupported protocol version".into());
+            self.fail(conn, Violation::NoCommonVersion);
             return;
         }
         if !self.admit(conn, sender_id.clone(), metadata) {
@@ -215,7 +213,7 @@ where
         {
             Ok(role) => role,
             Err(reason) => {
-                self.fail(conn, format!("not admitted: {reason}"));
+                self.fail(conn, Violation::NotAdmitted(reason));
                 return false;
             }
         };
@@ -243,7 +241,7 @@ where
                 },
             ),
             Some((_, false, _)) => {
-                self.fail(conn, format!("peer id {peer_id} is already connected"));
+                self.fail(conn, Violation::PeerIdTaken(peer_id));
                 return false;
             }
             None => {}

@@ -203,7 +203,7 @@ where
                         // what it took, and the peers start over.
                         tracing::error!(document = %id, error = %e, "changes applied together could not be undone");
                         for conn in conns {
-                            self.fail(conn, format!("changes to {id} could not be applied"));
+                            self.fail(conn, super::Violation::NotUndone(id));
                         }
                         return true;
                     }

@@ -30,6 +30,7 @@ mod bulk;
 mod channel;
 pub mod config;
 mod document;
+mod errors;
 mod exchange;
 mod fresh;
 mod handshake;
@@ -56,6 +57,7 @@ use crate::protocol::{self, Message, PeerId};
 use crate::DocumentId;
 
 pub use config::EngineConfig;
+pub use errors::{Refusal, Violation};
 pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
 pub use outputs::Outputs;
 pub use policy::{OpenPolicy, PeerLimits, PeerRole, Policy};
@@ -126,7 +128,7 @@ pub enum EngineError {
     Erased(DocumentId),
     /// The change was undone: the document would have outgrown the size limit.
     #[error("{0}")]
-    TooLarge(String),
+    TooLarge(Refusal),
 }
 
 /// Counters for metrics.
@@ -270,7 +272,7 @@ where
             Input::Frame { conn, frame } => self.on_frame(conn, &frame),
             Input::TextFrame { conn } => {
                 if self.connections.contains_key(&conn) {
-                    self.fail(conn, "text frames are not part of the protocol".into());
+                    self.fail(conn, Violation::TextFrame);
                 }
             }
             Input::Disconnected { conn } => self.remove_connection(conn),
@@ -400,7 +402,8 @@ where
 
     /// The peer broke the protocol: tell it why, close the connection, forget it. Other
     /// connections and documents are untouched.
-    fn fail(&mut self, conn: ConnectionId, reason: String) {
+    fn fail(&mut self, conn: ConnectionId, violation: Violation) {
+        let reason = violation.to_string();
         // Whatever the peer sent before is kept, as if applied when it came.
         self.apply_incoming();
         tracing::debug!(?conn, %reason, "protocol violation");

@@ -9,7 +9,7 @@ use automerge::Automerge;
 use crate::protocol::{PeerId, PeerMetadata};
 use crate::DocumentId;
 
-use super::Direction;
+use super::{Direction, Refusal};
 
 /// What one connection may make the engine spend, by who is on the other end. Anonymous
 /// visitors get much less than members and partners (the host's numbers).
@@ -86,7 +86,7 @@ pub trait Policy {
 
     /// May this principal send changes at all? Asked before anything of a sync message's
     /// changes is read. `Err` names the reason, sent back to the peer.
-    fn may_write(&self, _principal: &Self::Principal) -> Result<(), String> {
+    fn may_write(&self, _principal: &Self::Principal) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -98,7 +98,7 @@ pub trait Policy {
         _principal: &Self::Principal,
         _document: &DocumentId,
         _current: &Automerge,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -127,7 +127,7 @@ pub trait Policy {
         document: &DocumentId,
         before: &Automerge,
         after: &Automerge,
-    ) -> Result<(), String>;
+    ) -> Result<(), Refusal>;
 
     /// May changes from this principal to the document, as it is now (`current`), be
     /// applied in place and then checked with [`Policy::check_in_place`] instead of on a
@@ -152,7 +152,7 @@ pub trait Policy {
         _document: &DocumentId,
         _before: &[automerge::ChangeHash],
         _after: &Automerge,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 }
@@ -196,7 +196,7 @@ impl Policy for OpenPolicy {
         _: &DocumentId,
         _: &Automerge,
         _: &Automerge,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 }

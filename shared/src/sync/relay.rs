@@ -196,11 +196,10 @@ where
         if data.len() > self.config.max_ephemeral_bytes {
             self.fail(
                 conn,
-                format!(
-                    "ephemeral message of {} bytes exceeds the limit of {}",
-                    data.len(),
-                    self.config.max_ephemeral_bytes
-                ),
+                super::Violation::EphemeralTooLarge {
+                    size: data.len(),
+                    limit: self.config.max_ephemeral_bytes,
+                },
             );
             return;
         }

@@ -22,7 +22,7 @@ where
             .map(|(id, _)| *id)
             .collect();
         for conn in stalled {
-            self.fail(conn, "handshake timed out".into());
+            self.fail(conn, super::Violation::HandshakeTimedOut);
         }
         self.expire_requests();
         self.expire_bulk_items();

@@ -59,7 +59,7 @@ impl Policy for RolePolicy {
         self.replicas_outrank_clients && *new == PeerRole::Replica && *old == PeerRole::Client
     }
 
-    fn may_write(&self, role: &PeerRole) -> Result<(), String> {
+    fn may_write(&self, role: &PeerRole) -> Result<(), Refusal> {
         if self.read_only_clients && *role == PeerRole::Client {
             return Err("clients may not change documents".into());
         }
@@ -71,15 +71,13 @@ impl Policy for RolePolicy {
         role: &PeerRole,
         _: &DocumentId,
         current: &Automerge,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         match &self.owned_key {
             Some(key)
                 if *role == PeerRole::Client
                     && matches!(current.get(ROOT, key.as_str()), Ok(Some(_))) =>
             {
-                Err(format!(
-                    "a document with `{key}` is not the client's to change"
-                ))
+                Err(format!("a document with `{key}` is not the client's to change").into())
             }
             _ => Ok(()),
         }
@@ -103,10 +101,10 @@ impl Policy for RolePolicy {
         _: &DocumentId,
         _: &Automerge,
         after: &Automerge,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         match &self.forbidden_key {
             Some(key) if matches!(after.get(ROOT, key.as_str()), Ok(Some(_))) => {
-                Err(format!("`{key}` may not be set"))
+                Err(format!("`{key}` may not be set").into())
             }
             _ => Ok(()),
         }
@@ -122,7 +120,7 @@ impl Policy for RolePolicy {
         id: &DocumentId,
         _: &[automerge::ChangeHash],
         after: &Automerge,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         self.check_write(role, id, after, after)
     }
 }
