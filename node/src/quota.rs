@@ -210,7 +210,7 @@ impl<S: crate::host::Storage> crate::host::Storage for Charged<S> {
         &mut self,
         writes: &[&StoreOp],
         loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<ibis_shared::sync::StoredDocument>, String>>, String> {
+    ) -> Result<Vec<crate::host::Loaded>, crate::host::StorageError> {
         let result = self.inner.apply_and_load(writes, loads)?;
         for op in writes {
             self.quota.observe(op);

@@ -38,7 +38,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::metrics::Metrics;
 use outlets::{Dispatched, Outlets};
 use storage::{storage_thread, Job, StorageMessage};
-pub use storage::{MemoryStorage, Storage};
+pub use storage::{Loaded, MemoryStorage, Storage, StorageError};
 
 /// How stale the metrics' copy of the engine's counters may be while the node is busy
 /// (when idle, the next tick refreshes it).

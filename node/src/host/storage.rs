@@ -22,6 +22,26 @@ pub(crate) const STORAGE_FAILURE: &str =
 /// How often storage is tried again while it fails.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Why storage did not do what it was asked: a batch's writes did not commit (nothing of
+/// it is durable), or one document's stored data could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another backend's own failure (a test's, for one).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<&str> for StorageError {
+    fn from(reason: &str) -> Self {
+        StorageError::Other(reason.to_owned())
+    }
+}
+
+/// What storage holds for one document asked for: `None` when it holds nothing.
+pub type Loaded = Result<Option<StoredDocument>, StorageError>;
+
 /// What a host runs on: the node's SQLite store, or memory (a client in a test or a
 /// benchmark). Writes and the loads that follow them happen atomically: all or nothing.
 pub trait Storage: Send + 'static {
@@ -29,11 +49,11 @@ pub trait Storage: Send + 'static {
         &mut self,
         writes: &[&StoreOp],
         loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String>;
+    ) -> Result<Vec<Loaded>, StorageError>;
 
     /// After a failure: does a durable write go through again? (A small one; the next
     /// real batch tells for sure.)
-    fn probe(&mut self) -> Result<(), String> {
+    fn probe(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
 }
@@ -43,7 +63,7 @@ impl Storage for Store {
         &mut self,
         writes: &[&StoreOp],
         loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String> {
+    ) -> Result<Vec<Loaded>, StorageError> {
         let mut run = || -> Result<_, StoreError> {
             let batch = self.transaction()?;
             for op in writes {
@@ -51,18 +71,18 @@ impl Storage for Store {
             }
             let loaded = loads
                 .iter()
-                .map(|id| batch.load(id).map_err(|e| e.to_string()))
+                .map(|id| batch.load(id).map_err(StorageError::from))
                 .collect();
             batch.commit()?;
             Ok(loaded)
         };
-        run().map_err(|e| e.to_string())
+        Ok(run()?)
     }
 
     /// Room for a megabyte is made and given back: a write that fits in a page already
     /// there would succeed on a database that is still full.
-    fn probe(&mut self) -> Result<(), String> {
-        self.probe_room(PROBE_BYTES).map_err(|e| e.to_string())
+    fn probe(&mut self) -> Result<(), StorageError> {
+        Ok(self.probe_room(PROBE_BYTES)?)
     }
 }
 
@@ -81,7 +101,7 @@ impl Storage for MemoryStorage {
         &mut self,
         writes: &[&StoreOp],
         loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String> {
+    ) -> Result<Vec<Loaded>, StorageError> {
         for op in writes {
             match op {
                 StoreOp::AppendChanges { document, chunk } => self
@@ -274,7 +294,10 @@ where
         host.send(HostInput::Closed { conn });
     }
     for (document, result) in loaded {
-        host.send(HostInput::Loaded { document, result });
+        host.send(HostInput::Loaded {
+            document,
+            result: result.map_err(|e| e.to_string()),
+        });
     }
     true
 }

@@ -8,7 +8,6 @@ use automerge::{transaction::Transactable, Automerge, ReadDoc, ROOT};
 use ibis_shared::protocol::PeerId;
 use ibis_shared::sync::{
     ConnectionId, Direction, Engine, EngineConfig, Input, OpenPolicy, Output, StoreOp,
-    StoredDocument,
 };
 use ibis_shared::DocumentId;
 use tokio::sync::mpsc;
@@ -53,7 +52,7 @@ impl Storage for GatedStorage {
         &mut self,
         writes: &[&StoreOp],
         loads: &[DocumentId],
-    ) -> Result<Vec<Result<Option<StoredDocument>, String>>, String> {
+    ) -> Result<Vec<Loaded>, StorageError> {
         if !writes.is_empty() {
             let (lock, wake) = &*self.shut;
             let mut shut = lock.lock().unwrap();
@@ -71,7 +70,7 @@ impl Storage for GatedStorage {
         result
     }
 
-    fn probe(&mut self) -> Result<(), String> {
+    fn probe(&mut self) -> Result<(), StorageError> {
         if self.is_failing() {
             Err("database or disk is full".into())
         } else {
