@@ -200,8 +200,7 @@ where
                 });
             }
         } else {
-            self.pending_sync
-                .extend(conns.iter().map(|&conn| (conn, id)));
+            self.owed.extend(conns.iter().map(|&conn| (conn, id)));
         }
         if !now_has_content {
             self.want_document(id, Some(first));

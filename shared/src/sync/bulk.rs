@@ -7,7 +7,7 @@
 use crate::DocumentId;
 
 use super::channel::PeerHas;
-use super::document::{Pending, Status};
+use super::document::{AfterLoad, Status};
 use super::output::Notification;
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
@@ -63,11 +63,7 @@ where
                 return;
             };
             if self.ensure_document(id) {
-                if let Some(Status::Loading { pending }) =
-                    self.documents.get_mut(&id).map(|d| &mut d.status)
-                {
-                    pending.push(Pending::Offer { conn });
-                }
+                self.after_load(id, AfterLoad::Offer { conn });
             } else {
                 self.offer(conn, id);
             }

@@ -14,7 +14,7 @@ use super::{ConnectionId, Millis};
 
 /// Work that waits for a document to finish loading from storage.
 #[derive(Debug)]
-pub(crate) enum Pending {
+pub(crate) enum AfterLoad {
     /// A `sync` or `request` from a peer.
     Sync {
         conn: ConnectionId,
@@ -30,7 +30,7 @@ pub(crate) enum Pending {
 #[derive(Debug)]
 pub(crate) enum Status {
     /// Waiting for storage; work queues up.
-    Loading { pending: Vec<Pending> },
+    Loading { after_load: Vec<AfterLoad> },
     /// In memory. May still be empty (a placeholder that nobody asked peers about yet).
     Ready,
     /// Empty; we asked replica peers and wait for their answers until `deadline`.
@@ -72,7 +72,7 @@ impl Document {
         Self {
             doc: Automerge::new(),
             status: Status::Loading {
-                pending: Vec::new(),
+                after_load: Vec::new(),
             },
             persisted: false,
             saved_heads: Vec::new(),
@@ -135,6 +135,13 @@ impl Document {
             bytes: self.snapshot_bytes + self.incremental_bytes,
         };
         held.size_with(&self.doc, limit, &mut self.encoded)
+    }
+
+    /// Work to do once the document has loaded (none if it is not loading).
+    pub fn after_load(&mut self, work: AfterLoad) {
+        if let Status::Loading { after_load } = &mut self.status {
+            after_load.push(work);
+        }
     }
 
     pub fn has_content(&self) -> bool {

@@ -9,7 +9,7 @@ use crate::DocumentId;
 
 use super::apply::Check;
 use super::channel::{Channel, Generated, PeerHas};
-use super::document::{Pending, Status};
+use super::document::{AfterLoad, Status};
 use super::errors::Violation;
 use super::memo::SyncMemo;
 use super::output::{ChangeOrigin, Notification, Output, StoreOp};
@@ -97,7 +97,7 @@ where
             }
         };
         if self.pacer.heard_from(conn, id) {
-            self.pending_sync.insert((conn, id));
+            self.owed.insert((conn, id));
         }
         if self.take_snapshot_ack(conn, id, &message) {
             return;
@@ -113,15 +113,12 @@ where
             return;
         }
         if self.ensure_document(id) {
-            if let Some(Status::Loading { pending }) =
-                self.documents.get_mut(&id).map(|d| &mut d.status)
-            {
-                pending.push(Pending::Sync {
-                    conn,
-                    data,
-                    is_request,
-                });
-            }
+            let work = AfterLoad::Sync {
+                conn,
+                data,
+                is_request,
+            };
+            self.after_load(id, work);
             return;
         }
         let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
@@ -354,7 +351,7 @@ where
             }
         }
         for conn in targets {
-            self.pending_sync.insert((conn, id));
+            self.owed.insert((conn, id));
         }
     }
 

@@ -34,7 +34,7 @@ use automerge::{Automerge, ChangeHash};
 use crate::protocol::Message;
 use crate::DocumentId;
 
-use super::document::Pending;
+use super::document::AfterLoad;
 use super::output::StoredDocument;
 use super::policy::Policy;
 use super::snapshot::stored_heads;
@@ -51,14 +51,14 @@ where
         &mut self,
         id: DocumentId,
         stored: &StoredDocument,
-        pending: &[Pending],
+        after_load: &[AfterLoad],
     ) -> bool {
-        if pending.is_empty() || stored.chunks.is_empty() {
+        if after_load.is_empty() || stored.chunks.is_empty() {
             return false;
         }
-        let mut requests = Vec::with_capacity(pending.len());
-        for work in pending {
-            let Pending::Sync { conn, data, .. } = work else {
+        let mut requests = Vec::with_capacity(after_load.len());
+        for work in after_load {
+            let AfterLoad::Sync { conn, data, .. } = work else {
                 return false;
             };
             if !self.connections.contains_key(conn) {

@@ -162,7 +162,7 @@ where
             }
             Message::DocUnavailable { document_id, .. } => {
                 if self.pacer.heard_from(conn, document_id) {
-                    self.pending_sync.insert((conn, document_id));
+                    self.owed.insert((conn, document_id));
                 }
                 self.on_doc_unavailable(conn, document_id)
             }

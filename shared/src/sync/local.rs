@@ -6,7 +6,7 @@ use automerge::Automerge;
 
 use crate::DocumentId;
 
-use super::document::{Document, Pending, Status};
+use super::document::{AfterLoad, Document, Status};
 use super::output::{ChangeOrigin, Notification};
 use super::policy::Policy;
 use super::{Engine, EngineError, Millis};
@@ -38,9 +38,7 @@ where
             entry.pinned = true;
             entry.last_used = self.now;
             if loading {
-                if let Status::Loading { pending } = &mut entry.status {
-                    pending.push(Pending::Open);
-                }
+                entry.after_load(AfterLoad::Open);
                 return;
             }
         }
@@ -134,7 +132,7 @@ where
                 }
             }
         }
-        self.pending_sync.retain(|(_, d)| *d != id);
+        self.owed.retain(|(_, d)| *d != id);
         self.pacer.forget_document(id);
         self.stats.writes += 1;
         self.outputs

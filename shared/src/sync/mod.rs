@@ -63,7 +63,7 @@ pub use outputs::Outputs;
 pub use policy::{OpenPolicy, PeerLimits, PeerRole, Policy};
 pub use receive::receive_sync_message;
 
-use document::{Document, Pending, Status};
+use document::{AfterLoad, Document, Status};
 use memo::SyncMemo;
 use peer::Connection;
 
@@ -185,7 +185,7 @@ pub struct Engine<P: Policy> {
     /// (peer, document) pairs owed a sync message: generated when the host next takes
     /// outputs, so a burst of inputs costs one message per peer and document, not one per
     /// input (each generation walks the document's change graph).
-    pending_sync: BTreeSet<(ConnectionId, DocumentId)>,
+    owed: BTreeSet<(ConnectionId, DocumentId)>,
     /// At most one message with changes in flight per peer and document ([`pacer`]).
     pacer: pacer::Pacer,
     /// Set by [`Engine::defer_applies`] until the outputs are taken.
@@ -223,7 +223,7 @@ where
             ephemeral_seen: seen_sessions::SeenSessions::default(),
             ephemeral_count: 0,
             outputs: VecDeque::new(),
-            pending_sync: BTreeSet::new(),
+            owed: BTreeSet::new(),
             #[cfg(not(target_arch = "wasm32"))]
             deferring: false,
             #[cfg(not(target_arch = "wasm32"))]
@@ -262,7 +262,7 @@ where
             self.apply_incoming();
         }
         // Messages whose wait for an answer is over are owed again.
-        self.pending_sync.extend(self.pacer.take_due(self.now));
+        self.owed.extend(self.pacer.take_due(self.now));
         match input {
             Input::Connected {
                 conn,
@@ -450,7 +450,7 @@ where
         }
         self.connections.clear();
         self.interest.clear();
-        self.pending_sync.clear();
+        self.owed.clear();
         self.pacer.clear();
         self.documents.clear();
     }
@@ -477,16 +477,23 @@ where
         }
     }
 
+    /// Work to do once the document, which is loading, has loaded.
+    fn after_load(&mut self, id: DocumentId, work: AfterLoad) {
+        if let Some(entry) = self.documents.get_mut(&id) {
+            entry.after_load(work);
+        }
+    }
+
     fn on_loaded(&mut self, id: DocumentId, result: Result<Option<StoredDocument>, String>) {
         let Some(entry) = self.documents.get_mut(&id) else {
             return;
         };
-        let Status::Loading { pending } = &mut entry.status else {
+        let Status::Loading { after_load } = &mut entry.status else {
             return;
         };
-        let pending = std::mem::take(pending);
+        let after_load = std::mem::take(after_load);
         if let Ok(Some(stored)) = &result {
-            if self.serve_from_snapshot(id, stored, &pending) {
+            if self.serve_from_snapshot(id, stored, &after_load) {
                 // Answered without loading: the document stays in storage only.
                 self.documents.remove(&id);
                 return;
@@ -517,9 +524,9 @@ where
                 });
             }
         }
-        for work in pending {
+        for work in after_load {
             match work {
-                Pending::Sync {
+                AfterLoad::Sync {
                     conn,
                     data,
                     is_request,
@@ -528,8 +535,8 @@ where
                         self.on_sync(conn, id, data, is_request);
                     }
                 }
-                Pending::Offer { conn } => self.offer(conn, id),
-                Pending::Open => self.after_open(id),
+                AfterLoad::Offer { conn } => self.offer(conn, id),
+                AfterLoad::Open => self.after_open(id),
             }
         }
     }

@@ -17,12 +17,12 @@ use crate::DocumentId;
 /// what it had not generated yet: the next call takes that up.
 pub struct Outputs<'a, P: Policy> {
     engine: &'a mut Engine<P>,
-    /// Owed messages taken from the engine and not generated yet.
-    owed: VecDeque<(ConnectionId, DocumentId)>,
-    /// How many of `owed` are for each document (a document owed to one peer only is not
+    /// This round's owed messages, taken from the engine and not generated yet.
+    round: VecDeque<(ConnectionId, DocumentId)>,
+    /// How many of `round` are for each document (a document owed to one peer only is not
     /// worth remembering in the memo).
     peers: HashMap<DocumentId, usize>,
-    /// Messages already generated from `owed`; valid while no document changes, which no
+    /// Messages already generated in this round; valid while no document changes, which no
     /// input can do while this borrows the engine.
     memo: SyncMemo,
     /// The memory budget was enforced after the last owed message.
@@ -42,7 +42,7 @@ where
         }
         Self {
             engine,
-            owed: VecDeque::new(),
+            round: VecDeque::new(),
             peers: HashMap::new(),
             memo: SyncMemo::default(),
             budget_enforced: false,
@@ -56,19 +56,17 @@ where
 
     /// Does the next piece of owed work; false when none is left.
     fn generate_next(&mut self) -> bool {
-        if let Some((conn, id)) = self.owed.pop_front() {
+        if let Some((conn, id)) = self.round.pop_front() {
             let shared = self.peers.get(&id).is_some_and(|&n| n > 1);
             self.engine
                 .sync_one(conn, id, shared.then_some(&mut self.memo));
             return true;
         }
         // Generating can owe more (a peer's state reset): a new round, with a new memo.
-        if !self.engine.pending_sync.is_empty() {
-            self.owed = std::mem::take(&mut self.engine.pending_sync)
-                .into_iter()
-                .collect();
+        if !self.engine.owed.is_empty() {
+            self.round = std::mem::take(&mut self.engine.owed).into_iter().collect();
             self.peers.clear();
-            for (_, id) in &self.owed {
+            for (_, id) in &self.round {
                 *self.peers.entry(*id).or_default() += 1;
             }
             self.memo = SyncMemo::default();
@@ -105,6 +103,6 @@ where
 
 impl<P: Policy> Drop for Outputs<'_, P> {
     fn drop(&mut self) {
-        self.engine.pending_sync.extend(self.owed.drain(..));
+        self.engine.owed.extend(self.round.drain(..));
     }
 }
