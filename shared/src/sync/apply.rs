@@ -9,7 +9,7 @@ use crate::protocol::Message;
 use crate::DocumentId;
 
 use super::errors::{Refusal, Violation};
-use super::output::{ChangeOrigin, Notification};
+use super::io::{ChangeOrigin, Notification};
 use super::policy::Policy;
 use super::receive::receive_sync_message;
 use super::{ConnectionId, Engine};

@@ -8,7 +8,7 @@ use crate::DocumentId;
 
 use super::channel::PeerHas;
 use super::document::{AfterLoad, Status};
-use super::output::Notification;
+use super::io::Notification;
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
 

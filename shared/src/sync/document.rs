@@ -9,7 +9,7 @@ use crate::protocol::StorageId;
 use crate::DocumentId;
 
 use super::config::EngineConfig;
-use super::output::{StoreOp, StoredDocument};
+use super::io::{StoreOp, StoredDocument};
 use super::{ConnectionId, Millis};
 
 /// Work that waits for a document to finish loading from storage.

@@ -11,8 +11,8 @@ use super::apply::Check;
 use super::channel::{Channel, Generated, PeerHas};
 use super::document::{AfterLoad, Status};
 use super::errors::Violation;
+use super::io::{ChangeOrigin, Notification, Output, StoreOp};
 use super::memo::SyncMemo;
-use super::output::{ChangeOrigin, Notification, Output, StoreOp};
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
 

@@ -35,7 +35,7 @@ use crate::protocol::Message;
 use crate::DocumentId;
 
 use super::document::AfterLoad;
-use super::output::StoredDocument;
+use super::io::StoredDocument;
 use super::policy::Policy;
 use super::snapshot::stored_heads;
 use super::{ConnectionId, Engine};

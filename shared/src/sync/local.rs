@@ -7,7 +7,7 @@ use automerge::Automerge;
 use crate::DocumentId;
 
 use super::document::{AfterLoad, Document, Status};
-use super::output::{ChangeOrigin, Notification};
+use super::io::{ChangeOrigin, Notification};
 use super::policy::Policy;
 use super::{Engine, EngineError, Millis};
 

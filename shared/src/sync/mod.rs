@@ -10,8 +10,8 @@
 //!
 //! Code map:
 //! - [`config`]: limits, windows and timeouts.
-//! - [`output`]: what the host is asked to do, and the ordering rule it must keep.
-//! - [`outputs`]: taking them, with the sync messages owed generated as they are taken.
+//! - `io`: inputs and outputs (what the host is asked to do, and the ordering rule it must
+//!   keep), and taking the outputs, with the sync messages owed generated as they are taken.
 //! - [`policy`]: who may read and write what (the host's rules).
 //! - `handshake`: `join` / `peer`.
 //! - `exchange`: `sync` / `request`, applying changes, fanning them out, persisting them.
@@ -35,10 +35,9 @@ mod exchange;
 mod fresh;
 mod handshake;
 mod incoming;
+mod io;
 mod local;
 mod memo;
-pub mod output;
-pub mod outputs;
 mod pacer;
 mod peer;
 pub mod policy;
@@ -58,13 +57,11 @@ use crate::DocumentId;
 
 pub use config::EngineConfig;
 pub use errors::{Refusal, Violation};
-pub use output::{ChangeOrigin, Notification, Output, StoreOp, StoredDocument};
-pub use outputs::Outputs;
+pub use io::{ChangeOrigin, Input, Notification, Output, Outputs, StoreOp, StoredDocument};
 pub use policy::{OpenPolicy, PeerLimits, PeerRole, Policy};
 pub use receive::receive_sync_message;
 
 use document::{AfterLoad, Document, Status};
-use memo::SyncMemo;
 use peer::Connection;
 
 /// Milliseconds on the host's clock. The engine only compares and adds them.
@@ -81,38 +78,6 @@ pub enum Direction {
     Outgoing,
     /// They dialed: we wait for `join`.
     Incoming,
-}
-
-/// Something that happened outside the engine.
-#[derive(Debug)]
-pub enum Input<Principal> {
-    /// A connection is open. `principal` is whoever the host authenticated it as.
-    Connected {
-        conn: ConnectionId,
-        direction: Direction,
-        principal: Principal,
-    },
-    /// A binary frame arrived.
-    Frame { conn: ConnectionId, frame: Vec<u8> },
-    /// A text frame arrived (always a protocol error).
-    TextFrame { conn: ConnectionId },
-    /// The connection is gone.
-    Disconnected { conn: ConnectionId },
-    /// Storage answered an [`Output::Load`]: `Ok(None)` when it has nothing for the
-    /// document, `Err` when what it has could not be read.
-    Loaded {
-        document: DocumentId,
-        result: Result<Option<StoredDocument>, String>,
-    },
-    /// Time passed; run timers. Once a second is enough.
-    Tick,
-    /// [`Engine::next_deadline`] has come.
-    Wake,
-    /// Storage failed to make writes durable: what the engine holds in memory may be
-    /// ahead of what is stored. Every connection is closed and every document leaves
-    /// memory, to be loaded again from what storage really holds; peers resend what they
-    /// have when they reconnect.
-    StorageFailed,
 }
 
 /// Errors of the host-facing document API.
@@ -290,7 +255,7 @@ where
     }
 
     /// Everything queued, in order; the sync messages owed are generated as they are taken
-    /// (see [`outputs`]).
+    /// (see [`Outputs`]).
     pub fn drain_outputs(&mut self) -> Outputs<'_, P> {
         Outputs::new(self)
     }

@@ -14,7 +14,7 @@ use crate::DocumentId;
 
 use super::channel::PeerHas;
 use super::document::Status;
-use super::output::Notification;
+use super::io::Notification;
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
 

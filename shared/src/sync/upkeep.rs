@@ -49,7 +49,7 @@ where
             };
             self.stored.insert(id);
             self.stats.writes += 1;
-            self.outputs.push_back(super::output::Output::Store(op));
+            self.outputs.push_back(super::Output::Store(op));
         }
     }
 
