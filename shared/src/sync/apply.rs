@@ -1,13 +1,15 @@
 //! Applying a peer's changes to a document: checked by the policy (in place, or on a
-//! scratch copy), then persisted and relayed, and the peer answered. Used for one message
-//! at a time, and by [`super::incoming`] when several are applied together.
+//! scratch copy: [`receive_checked`]), then persisted and relayed, and the peer answered.
+//! Used for one message at a time, and by [`super::deferred`] when several are applied
+//! together.
 
 use automerge::sync;
-use automerge::Automerge;
+use automerge::{Automerge, AutomergeError};
 
 use crate::protocol::Message;
 use crate::DocumentId;
 
+use super::document::Document;
 use super::errors::{Refusal, Violation};
 use super::io::{ChangeOrigin, Notification};
 use super::policy::Policy;
@@ -36,64 +38,38 @@ where
             let Some((principal, channel)) = c.principal_and_channel_mut(&id) else {
                 return;
             };
-            let Some(state) = channel.live_state_mut() else {
+            let Some(live) = channel.live_state_mut() else {
                 return;
             };
             let before = entry.doc.get_heads();
-            let outcome = match check {
-                Check::Scratch => {
-                    // Apply to a scratch copy; keep it only if the policy accepts the result.
-                    let mut scratch = entry.doc.clone();
-                    let mut scratch_state = state.clone();
-                    match receive_sync_message(&mut scratch, &mut scratch_state, message) {
-                        Err(e) => Outcome::Invalid(e.to_string()),
-                        Ok(()) => {
-                            match self
-                                .policy
-                                .check_write(principal, &id, &entry.doc, &scratch)
-                            {
-                                Ok(()) => {
-                                    entry.doc = scratch;
-                                    *state = scratch_state;
-                                    Outcome::Applied
-                                }
-                                Err(reason) => Outcome::Rejected(reason),
-                            }
+            // Unchecked, the message goes straight into the peer's sync state; checked,
+            // into a copy of it, kept only if the change is.
+            let mut state = if check == Check::None {
+                std::mem::take(live)
+            } else {
+                live.clone()
+            };
+            let outcome =
+                receive_checked(&self.policy, principal, &id, entry, check, None, |doc| {
+                    receive_sync_message(doc, &mut state, message)
+                });
+            if check == Check::None || outcome.is_applied() {
+                *live = state;
+            }
+            // A change refused in place is undone by rebuilding the document at `before`.
+            let outcome = match outcome {
+                Outcome::Rejected(reason) if check == Check::InPlace => {
+                    match undo(&entry.doc, &before) {
+                        Ok(doc) => {
+                            entry.doc = doc;
+                            Outcome::Rejected(reason)
                         }
+                        Err(e) => Outcome::Invalid(format!(
+                            "{reason}; and the change could not be undone: {e}"
+                        )),
                     }
                 }
-                Check::InPlace => {
-                    // Apply to the document itself; undo by rebuilding it at `before` if
-                    // the policy refuses the result.
-                    let mut new_state = state.clone();
-                    match receive_sync_message(&mut entry.doc, &mut new_state, message) {
-                        Err(e) => Outcome::Invalid(e.to_string()),
-                        Ok(()) => {
-                            match self
-                                .policy
-                                .check_in_place(principal, &id, &before, &entry.doc)
-                            {
-                                Ok(()) => {
-                                    *state = new_state;
-                                    Outcome::Applied
-                                }
-                                Err(reason) => match undo(&entry.doc, &before) {
-                                    Ok(doc) => {
-                                        entry.doc = doc;
-                                        Outcome::Rejected(reason)
-                                    }
-                                    Err(e) => Outcome::Invalid(format!(
-                                        "{reason}; and the change could not be undone: {e}"
-                                    )),
-                                },
-                            }
-                        }
-                    }
-                }
-                Check::None => match receive_sync_message(&mut entry.doc, state, message) {
-                    Ok(()) => Outcome::Applied,
-                    Err(e) => Outcome::Invalid(e.to_string()),
-                },
+                other => other,
             };
             (before, outcome)
         };
@@ -155,10 +131,7 @@ where
     ) -> Option<Refusal> {
         let limit = self.config.max_document_bytes?;
         let entry = self.documents.get_mut(&id)?;
-        let size = entry.stored_size(limit);
-        if size <= limit {
-            return None;
-        }
+        let refusal = too_large(entry.stored_size(limit), limit)?;
         let restored = if before.is_empty() {
             Ok(Automerge::new().with_actor(entry.doc.get_actor().clone()))
         } else {
@@ -170,7 +143,7 @@ where
                 tracing::error!(document = %id, error = %e, "an oversized change could not be undone")
             }
         }
-        Some(Refusal::DocumentTooLarge { size, limit })
+        Some(refusal)
     }
 
     /// After the changes of the peers on `conns` were applied to the document (which had
@@ -211,13 +184,77 @@ where
     }
 }
 
-/// What became of a peer's sync message.
-enum Outcome {
+/// Takes changes into the document as `check` says, and says what became of them.
+/// `receive` takes them into the document it is given: the document itself, or a scratch
+/// copy that replaces it only if the policy accepts the result. Changes taken in place stay
+/// in when they are refused or invalid: the caller undoes them. With a `limit`, a result
+/// that storage would hold larger than it is refused too.
+///
+/// This is the one place the kind of check is acted on, for one message
+/// ([`Engine::apply_one`]) and for several applied together ([`super::deferred`]).
+pub(super) fn receive_checked<P: Policy>(
+    policy: &P,
+    principal: &P::Principal,
+    id: &DocumentId,
+    entry: &mut Document,
+    check: Check,
+    limit: Option<usize>,
+    receive: impl FnOnce(&mut Automerge) -> Result<(), AutomergeError>,
+) -> Outcome {
+    match check {
+        Check::Scratch => {
+            let mut scratch = entry.doc.clone();
+            if let Err(e) = receive(&mut scratch) {
+                return Outcome::Invalid(e.to_string());
+            }
+            if let Err(reason) = policy.check_write(principal, id, &entry.doc, &scratch) {
+                return Outcome::Rejected(reason);
+            }
+            if let Some(refusal) =
+                limit.and_then(|limit| too_large(entry.stored_size_with(&scratch, limit), limit))
+            {
+                return Outcome::Rejected(refusal);
+            }
+            entry.doc = scratch;
+        }
+        Check::InPlace | Check::None => {
+            let before = (check == Check::InPlace).then(|| entry.doc.get_heads());
+            if let Err(e) = receive(&mut entry.doc) {
+                return Outcome::Invalid(e.to_string());
+            }
+            if let Some(before) = before {
+                if let Err(reason) = policy.check_in_place(principal, id, &before, &entry.doc) {
+                    return Outcome::Rejected(reason);
+                }
+            }
+            if let Some(refusal) =
+                limit.and_then(|limit| too_large(entry.stored_size(limit), limit))
+            {
+                return Outcome::Rejected(refusal);
+            }
+        }
+    }
+    Outcome::Applied
+}
+
+/// `Some` refusal when a document stored at `size` bytes would be over `limit`.
+fn too_large(size: usize, limit: usize) -> Option<Refusal> {
+    (size > limit).then_some(Refusal::DocumentTooLarge { size, limit })
+}
+
+/// What became of a peer's changes.
+pub(super) enum Outcome {
     Applied,
     /// The policy (or the size limit) refused the resulting document.
     Rejected(Refusal),
     /// Automerge could not apply it.
     Invalid(String),
+}
+
+impl Outcome {
+    pub(super) fn is_applied(&self) -> bool {
+        matches!(self, Outcome::Applied)
+    }
 }
 
 /// How an incoming change is checked before it is kept.

@@ -117,7 +117,6 @@ impl Document {
     /// nothing yet). Past `limit`, the compacted size is worked out (a whole save, so only
     /// then) and returned instead when it is smaller. What was encoded is kept for
     /// [`Self::persist`], which writes the same bytes if the document then has `doc`'s heads.
-    #[cfg(not(target_arch = "wasm32"))] // (applying together is native only)
     pub fn stored_size_with(&mut self, doc: &Automerge, limit: usize) -> usize {
         let held = Held {
             persisted: self.persisted,
@@ -146,6 +145,10 @@ impl Document {
 
     pub fn has_content(&self) -> bool {
         !self.doc.get_heads().is_empty()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.status, Status::Ready)
     }
 
     pub fn is_loading(&self) -> bool {

@@ -173,7 +173,7 @@ where
         {
             return;
         }
-        if let Some(message) = self.defer_incoming(conn, id, check, message) {
+        if let Some(message) = self.defer_apply(conn, id, check, message) {
             self.apply_one(conn, id, check, message);
         }
     }
@@ -325,7 +325,7 @@ where
             self.stats.writes += 1;
             self.outputs.push_back(Output::Store(op));
         }
-        if !matches!(entry.status, Status::Ready) {
+        if !entry.is_ready() {
             entry.status = Status::Ready;
         }
         if first_content {

@@ -59,8 +59,8 @@ where
         let now = self.now;
         // What this peer sent before goes in first. Frames from other peers may come before
         // it: nothing orders one connection's frames against another's.
-        if self.keeps_incoming_from(conn) {
-            self.apply_incoming();
+        if self.defers_from(conn) {
+            self.apply_deferred();
         }
         let Some(c) = self.connections.get_mut(&conn) else {
             return;

@@ -189,12 +189,8 @@ where
     P::Principal: PartialEq,
 {
     pub(super) fn new(engine: &'a mut Engine<P>) -> Self {
-        // Changes kept to be applied together go in before anything is sent.
-        engine.apply_incoming();
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            engine.deferring = false;
-        }
+        // Changes deferred to be applied together go in before anything is sent.
+        engine.stop_deferring();
         Self {
             engine,
             round: VecDeque::new(),

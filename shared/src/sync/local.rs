@@ -27,7 +27,7 @@ where
     /// until [`Engine::close`]. The host hears [`Notification::DocumentReady`] or
     /// [`Notification::DocumentUnavailable`].
     pub fn open(&mut self, now: Millis, id: DocumentId) {
-        self.apply_incoming();
+        self.apply_deferred();
         self.now = self.now.max(now);
         if self.erased.contains(&id) {
             self.notify(Notification::DocumentUnavailable { document: id });
@@ -52,7 +52,7 @@ where
 
     /// The host no longer needs the document in memory.
     pub fn close(&mut self, id: &DocumentId) {
-        self.apply_incoming();
+        self.apply_deferred();
         if let Some(entry) = self.documents.get_mut(id) {
             entry.pinned = false;
         }
@@ -82,7 +82,7 @@ where
         id: DocumentId,
         f: impl FnOnce(&mut Automerge) -> R,
     ) -> Result<R, EngineError> {
-        self.apply_incoming();
+        self.apply_deferred();
         self.now = self.now.max(now);
         if self.erased.contains(&id) {
             return Err(EngineError::Erased(id));
@@ -118,7 +118,7 @@ where
     /// for it hear `doc-unavailable`). For a document its organization withdrew: history
     /// cannot be rewritten, but replicas can stop holding it.
     pub fn erase(&mut self, now: Millis, id: DocumentId) {
-        self.apply_incoming();
+        self.apply_deferred();
         self.now = self.now.max(now);
         if !self.erased.insert(id) {
             return;

@@ -29,12 +29,12 @@ mod apply;
 mod bulk;
 mod channel;
 pub mod config;
+mod deferred;
 mod document;
 mod errors;
 mod exchange;
 mod fresh;
 mod handshake;
-mod incoming;
 mod io;
 mod local;
 mod memo;
@@ -156,9 +156,9 @@ pub struct Engine<P: Policy> {
     /// Set by [`Engine::defer_applies`] until the outputs are taken.
     #[cfg(not(target_arch = "wasm32"))]
     deferring: bool,
-    /// Changes kept to be applied together ([`incoming`]).
+    /// Changes deferred to be applied together ([`deferred`]).
     #[cfg(not(target_arch = "wasm32"))]
-    incoming: Option<incoming::Incoming>,
+    deferred: Option<deferred::Deferred>,
     /// How many documents were in memory after the last memory-budget scan ([`upkeep`]).
     budget_scanned_at: usize,
     stats: EngineStats,
@@ -192,7 +192,7 @@ where
             #[cfg(not(target_arch = "wasm32"))]
             deferring: false,
             #[cfg(not(target_arch = "wasm32"))]
-            incoming: None,
+            deferred: None,
             budget_scanned_at: 0,
             stats: EngineStats::default(),
         }
@@ -224,7 +224,7 @@ where
     pub fn handle(&mut self, now: Millis, input: Input<P::Principal>) {
         self.now = self.now.max(now);
         if !matches!(input, Input::Frame { .. } | Input::StorageFailed) {
-            self.apply_incoming();
+            self.apply_deferred();
         }
         // Messages whose wait for an answer is over are owed again.
         self.owed.extend(self.pacer.take_due(self.now));
@@ -370,7 +370,7 @@ where
     fn fail(&mut self, conn: ConnectionId, violation: Violation) {
         let reason = violation.to_string();
         // Whatever the peer sent before is kept, as if applied when it came.
-        self.apply_incoming();
+        self.apply_deferred();
         tracing::debug!(?conn, %reason, "protocol violation");
         self.stats.protocol_violations += 1;
         self.send(
@@ -393,10 +393,7 @@ where
     /// load again from storage when asked for, so nothing is built on a change that was
     /// not kept.
     fn on_storage_failed(&mut self) {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            self.incoming = None;
-        }
+        self.drop_deferred();
         let conns: Vec<ConnectionId> = self.connections.keys().copied().collect();
         for conn in conns {
             if self
@@ -504,29 +501,5 @@ where
                 AfterLoad::Open => self.after_open(id),
             }
         }
-    }
-}
-
-/// The browser's engine talks to one node: it never keeps changes to apply together
-/// ([`incoming`] is left out of the wasm build).
-#[cfg(target_arch = "wasm32")]
-impl<P: Policy> Engine<P>
-where
-    P::Principal: PartialEq,
-{
-    fn apply_incoming(&mut self) {}
-
-    fn keeps_incoming_from(&self, _: ConnectionId) -> bool {
-        false
-    }
-
-    fn defer_incoming(
-        &mut self,
-        _: ConnectionId,
-        _: DocumentId,
-        _: apply::Check,
-        message: automerge::sync::Message,
-    ) -> Option<automerge::sync::Message> {
-        Some(message)
     }
 }
