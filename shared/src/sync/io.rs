@@ -200,11 +200,6 @@ where
         }
     }
 
-    /// Generates every owed message now (they join the engine's queue).
-    pub(super) fn generate_all(mut self) {
-        while self.generate_next() {}
-    }
-
     /// Does the next piece of owed work; false when none is left.
     fn generate_next(&mut self) -> bool {
         if let Some((conn, id)) = self.round.pop_front() {

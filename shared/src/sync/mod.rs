@@ -8,43 +8,64 @@
 //! any schedule. The ibis node (tokio + SQLite) and the ibis app (browser WebSocket +
 //! IndexedDB) are two thin hosts around this one engine.
 //!
-//! Code map:
-//! - [`config`]: limits, windows and timeouts.
+//! Code map. Orchestration (`impl Engine`, the engine's own fields):
+//! - `mod.rs`: the engine, [`Engine::handle`] (the way in), helpers the others share.
 //! - `io`: inputs and outputs (what the host is asked to do, and the ordering rule it must
-//!   keep), and taking the outputs, with the sync messages owed generated as they are taken.
-//! - [`policy`]: who may read and write what (the host's rules).
-//! - `handshake`: `join` / `peer`.
-//! - `exchange`: `sync` / `request`, applying changes, fanning them out, persisting them.
-//! - `fresh`: answering a peer that has nothing straight from what storage holds, without
-//!   loading the document (`snapshot` reads the heads from the stored chunks).
-//! - `relay`: finding missing documents through other peers; `doc-unavailable`; ephemeral
-//!   messages.
+//!   keep), and taking the outputs ([`Engine::drain_outputs`]), with the sync messages owed
+//!   generated as they are taken.
+//! - `connections`: a connection's life: opened, the `join` / `peer` handshake, frames
+//!   dispatched by phase, closed.
+//! - `inbound`: a peer's `sync` / `request`, checked before it is read.
+//! - `apply`: a peer's changes applied, checked by the policy (the one match of the kind of
+//!   check); `deferred`: several peers' changes to one document applied together.
+//! - `fanout`: a changed document persisted, then every sharing peer owed a message; the
+//!   owed messages generated.
+//! - `loading`: documents loaded from storage, and the work that waits for them.
+//! - `stored_answer`: a peer that has nothing answered straight from what storage holds,
+//!   without loading the document (`snapshot` reads the heads from the stored chunks).
+//! - `missing`: documents we lack, found through other peers; `doc-unavailable`.
+//! - `ephemeral`: presence messages, passed on.
 //! - `bulk`: offering every document to a replica peer, a window at a time, with progress.
-//! - `memo`: one generated sync message shared by the peers in the same state.
-//! - `upkeep`: timers (handshake, requests, bulk items) and eviction of idle documents.
+//! - `upkeep`: timers (handshake, requests, bulk items), compaction, eviction.
+//! - `local`: the host's own use of documents (open, close, insert, change, erase).
+//!
+//! State, each type with private fields and its own methods:
+//! - `peer`: one connection (phase, principal, rate limit, bulk window, its channels).
+//! - `channel`: one peer × one document (sync state, has / asked / refused).
 //! - `pacer`: at most one message with changes in flight per peer and document.
-//! - `local`: the host's own use of documents (open, close, insert, change).
+//! - `document`: one document in memory (status, what storage holds, persistence).
+//! - `seen_sessions`: presence sessions heard from.
+//!
+//! Rules and settings: [`config`] (limits, windows, timeouts), [`policy`] (who may read
+//! and write what: the host's rules), `errors` ([`Violation`], [`Refusal`]).
+//!
+//! Pure functions over automerge: `receive` (taking in sync messages, alone or together,
+//! without walking the whole history), `memo` (one generated message per distinct peer
+//! state), `snapshot` (heads read from stored chunks).
 
 mod apply;
 mod bulk;
 mod channel;
 pub mod config;
+mod connections;
 mod deferred;
 mod document;
+mod ephemeral;
 mod errors;
-mod exchange;
-mod fresh;
-mod handshake;
+mod fanout;
+mod inbound;
 mod io;
+mod loading;
 mod local;
 mod memo;
+mod missing;
 mod pacer;
 mod peer;
 pub mod policy;
 mod receive;
-mod relay;
 mod seen_sessions;
 mod snapshot;
+mod stored_answer;
 mod upkeep;
 
 #[cfg(test)]
@@ -61,7 +82,7 @@ pub use io::{ChangeOrigin, Input, Notification, Output, Outputs, StoreOp, Stored
 pub use policy::{OpenPolicy, PeerLimits, PeerRole, Policy};
 pub use receive::receive_sync_message;
 
-use document::{AfterLoad, Document, Status};
+use document::Document;
 use peer::Connection;
 
 /// Milliseconds on the host's clock. The engine only compares and adds them.
@@ -220,7 +241,7 @@ where
         &self.policy
     }
 
-    /// Feeds one input. Outputs queue up until [`Engine::poll_output`].
+    /// Feeds one input. Outputs queue up until [`Engine::drain_outputs`].
     pub fn handle(&mut self, now: Millis, input: Input<P::Principal>) {
         self.now = self.now.max(now);
         if !matches!(input, Input::Frame { .. } | Input::StorageFailed) {
@@ -246,12 +267,6 @@ where
             Input::Wake => {}
             Input::StorageFailed => self.on_storage_failed(),
         }
-    }
-
-    /// The next thing the host must do, in order.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        Outputs::new(self).generate_all();
-        self.outputs.pop_front()
     }
 
     /// Everything queued, in order; the sync messages owed are generated as they are taken
@@ -361,6 +376,13 @@ where
             .and_then(|c| c.channel_mut(&id))
     }
 
+    pub(super) fn peer_id_of(&self, conn: ConnectionId) -> Option<PeerId> {
+        self.connections
+            .get(&conn)
+            .and_then(|c| c.ready())
+            .map(|p| p.peer_id().clone())
+    }
+
     fn our_id(&self) -> PeerId {
         self.config.peer_id.clone()
     }
@@ -421,85 +443,5 @@ where
     fn close_connection(&mut self, conn: ConnectionId, reason: String) {
         self.outputs.push_back(Output::Close { conn, reason });
         self.remove_connection(conn);
-    }
-
-    /// Makes sure the document has an entry; true when it is still loading from storage.
-    fn ensure_document(&mut self, id: DocumentId) -> bool {
-        if let Some(entry) = self.documents.get_mut(&id) {
-            entry.last_used = self.now;
-            return entry.is_loading();
-        }
-        if self.stored.contains(&id) {
-            self.documents.insert(id, Document::loading(self.now));
-            self.outputs.push_back(Output::Load { document: id });
-            true
-        } else {
-            self.documents.insert(id, Document::empty(self.now));
-            false
-        }
-    }
-
-    /// Work to do once the document, which is loading, has loaded.
-    fn after_load(&mut self, id: DocumentId, work: AfterLoad) {
-        if let Some(entry) = self.documents.get_mut(&id) {
-            entry.after_load(work);
-        }
-    }
-
-    fn on_loaded(&mut self, id: DocumentId, result: Result<Option<StoredDocument>, String>) {
-        let Some(entry) = self.documents.get_mut(&id) else {
-            return;
-        };
-        let Status::Loading { after_load } = &mut entry.status else {
-            return;
-        };
-        let after_load = std::mem::take(after_load);
-        if let Ok(Some(stored)) = &result {
-            if self.serve_from_snapshot(id, stored, &after_load) {
-                // Answered without loading: the document stays in storage only.
-                self.documents.remove(&id);
-                return;
-            }
-        }
-        let Some(entry) = self.documents.get_mut(&id) else {
-            return;
-        };
-        let outcome = match result {
-            Ok(Some(stored)) => entry.load_stored(stored).map_err(|e| e.to_string()),
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(()) => {
-                entry.status = Status::Ready;
-                self.stats.documents_loaded += 1;
-                if !entry.persisted {
-                    self.stored.remove(&id);
-                }
-            }
-            Err(error) => {
-                tracing::error!(document = %id, %error, "stored document does not load");
-                entry.status = Status::Corrupt;
-                self.notify(Notification::DocumentCorrupt {
-                    document: id,
-                    error,
-                });
-            }
-        }
-        for work in after_load {
-            match work {
-                AfterLoad::Sync {
-                    conn,
-                    data,
-                    is_request,
-                } => {
-                    if self.connections.contains_key(&conn) {
-                        self.on_sync(conn, id, data, is_request);
-                    }
-                }
-                AfterLoad::Offer { conn } => self.offer(conn, id),
-                AfterLoad::Open => self.after_open(id),
-            }
-        }
     }
 }

@@ -1,8 +1,10 @@
-//! The `join` / `peer` handshake, and the dispatch of frames by connection phase.
+//! A connection's life: opened, the `join` / `peer` handshake, frames dispatched by the
+//! connection's phase, and closed (its sync states saved for its next visit).
 
 use crate::protocol::{self, Message, PeerId, PeerMetadata, PROTOCOL_V1};
 
 use super::errors::Violation;
+use super::io::{Output, StoreOp};
 use super::peer::{Connection, Phase, ReadyPeer};
 use super::policy::Policy;
 use super::{ConnectionId, Direction, Engine, Notification};
@@ -269,6 +271,56 @@ where
     fn after_handshake(&mut self, conn: ConnectionId) {
         if self.connections.get(&conn).is_some_and(|c| c.is_replica()) {
             self.start_bulk_sync(conn);
+        }
+    }
+
+    /// Forgets a connection: saves its sync states for its next visit, drops its interest,
+    /// and counts it as an answer to any request waiting on it.
+    pub(super) fn remove_connection(&mut self, conn: ConnectionId) {
+        let Some(c) = self.connections.remove(&conn) else {
+            return;
+        };
+        self.pacer.forget_connection(conn);
+        let storage_id = c.kept_storage_id().cloned();
+        let was_ready = c.ready().is_some();
+        let mut waiting_on_it = Vec::new();
+        for (id, channel) in c.into_channels() {
+            if let Some(set) = self.interest.get_mut(&id) {
+                set.remove(&conn);
+                if set.is_empty() {
+                    self.interest.remove(&id);
+                }
+            }
+            if channel.asked() {
+                waiting_on_it.push(id);
+            }
+            let Some(storage_id) = &storage_id else {
+                continue;
+            };
+            let Some(state) = channel.into_saved_state() else {
+                continue;
+            };
+            if let Some(entry) = self.documents.get_mut(&id) {
+                if entry.saved_sync_states.get(storage_id) == Some(&state) {
+                    continue;
+                }
+                entry
+                    .saved_sync_states
+                    .insert(storage_id.clone(), state.clone());
+            }
+            self.stats.writes += 1;
+            self.outputs
+                .push_back(Output::Store(StoreOp::SaveSyncState {
+                    document: id,
+                    peer: storage_id.clone(),
+                    state,
+                }));
+        }
+        if was_ready {
+            self.notify(Notification::PeerDisconnected { conn });
+        }
+        for id in waiting_on_it {
+            self.check_request(id);
         }
     }
 }

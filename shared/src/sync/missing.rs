@@ -1,5 +1,5 @@
-//! Finding documents we lack through other peers, answering `doc-unavailable`, and gossiping
-//! ephemeral messages.
+//! Documents we lack: finding them through other peers, and `doc-unavailable` (heard, and
+//! told to peers that may not have a document or asked for one nobody has).
 //!
 //! When a peer (or the host) wants a document that neither memory nor storage has, we ask
 //! every replica peer except the one asking and those known not to have it. A peer that asks
@@ -18,13 +18,36 @@ use super::io::Notification;
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
 
-/// Ephemeral de-duplication entries older than this are forgotten.
-const EPHEMERAL_MEMORY_MS: u64 = 10 * 60 * 1000;
-
 impl<P: Policy> Engine<P>
 where
     P::Principal: PartialEq,
 {
+    /// `doc-unavailable`, keeping nothing about it.
+    pub(super) fn send_unavailable(&mut self, conn: ConnectionId, id: DocumentId) {
+        if let Some(target_id) = self.peer_id_of(conn) {
+            self.send(
+                conn,
+                &Message::DocUnavailable {
+                    sender_id: self.config.peer_id.clone(),
+                    target_id,
+                    document_id: id,
+                },
+            );
+        }
+    }
+
+    /// Tells a peer it may not have a document (or that ours cannot be read).
+    pub(super) fn refuse(&mut self, conn: ConnectionId, id: DocumentId) {
+        if self.peer_id_of(conn).is_none() {
+            return;
+        }
+        self.send_unavailable(conn, id);
+        if let Some(channel) = self.channel_mut(conn, id) {
+            channel.told_unavailable();
+        }
+        self.settle(conn, id);
+    }
+
     /// Someone wants a document that is in memory but empty. `requester` is the peer that
     /// asked, or `None` for the host.
     pub(super) fn want_document(&mut self, id: DocumentId, requester: Option<ConnectionId>) {
@@ -179,121 +202,5 @@ where
             }
             self.check_request(id);
         }
-    }
-
-    pub(super) fn on_ephemeral(&mut self, conn: ConnectionId, message: Message) {
-        let Message::Ephemeral {
-            sender_id,
-            document_id,
-            session_id,
-            count,
-            data,
-            ..
-        } = message
-        else {
-            return;
-        };
-        if data.len() > self.config.max_ephemeral_bytes {
-            self.fail(
-                conn,
-                super::Violation::EphemeralTooLarge {
-                    size: data.len(),
-                    limit: self.config.max_ephemeral_bytes,
-                },
-            );
-            return;
-        }
-        let Some(c) = self.connections.get(&conn) else {
-            return;
-        };
-        // A peer that dialed us speaks for itself only: what it says in someone else's name
-        // is dropped (samod clients hand back what they were sent, under its original
-        // sender; nobody hears it twice, and nobody can put words in another's mouth). A
-        // server we dialed relays others'.
-        if c.direction() == super::Direction::Incoming
-            && c.ready().is_some_and(|p| *p.peer_id() != sender_id)
-        {
-            return;
-        }
-        // Only about a document this peer shares with us (one it may read): nobody else
-        // hears of it otherwise.
-        if c.channel(&document_id).is_none() {
-            return;
-        }
-        if !self
-            .ephemeral_seen
-            .take(&sender_id, &session_id, count, self.now)
-        {
-            return;
-        }
-        self.notify(Notification::Ephemeral {
-            document: document_id,
-            sender: sender_id.clone(),
-            data: data.clone(),
-        });
-        let targets = self.sharing_peers(document_id, Some(conn));
-        for target in targets {
-            self.send_ephemeral_to(target, document_id, &sender_id, &session_id, count, &data);
-        }
-    }
-
-    /// Sends our own ephemeral message (presence) to every peer sharing the document.
-    pub fn send_ephemeral(&mut self, id: DocumentId, data: Vec<u8>) {
-        self.ephemeral_count += 1;
-        let count = self.ephemeral_count;
-        let me = self.config.peer_id.clone();
-        let session = self.config.ephemeral_session_id.clone();
-        for target in self.sharing_peers(id, None) {
-            self.send_ephemeral_to(target, id, &me, &session, count, &data);
-        }
-    }
-
-    fn sharing_peers(&self, id: DocumentId, except: Option<ConnectionId>) -> Vec<ConnectionId> {
-        self.interest
-            .get(&id)
-            .map(|s| s.iter().copied().filter(|c| Some(*c) != except).collect())
-            .unwrap_or_default()
-    }
-
-    fn send_ephemeral_to(
-        &mut self,
-        conn: ConnectionId,
-        id: DocumentId,
-        sender: &crate::protocol::PeerId,
-        session_id: &str,
-        count: u64,
-        data: &[u8],
-    ) {
-        let Some(c) = self.connections.get(&conn) else {
-            return;
-        };
-        let Some(peer) = c.ready() else {
-            return;
-        };
-        if peer.peer_id() == sender {
-            return;
-        }
-        // A server we dialed (automerge-repo's WebSocketServerAdapter among them) only
-        // accepts frames whose senderId is the peer on that socket; relayed messages go out
-        // under our id, keeping the original session and count.
-        let sender_id = if c.direction() == super::Direction::Outgoing {
-            self.config.peer_id.clone()
-        } else {
-            sender.clone()
-        };
-        let message = Message::Ephemeral {
-            sender_id,
-            target_id: peer.peer_id().clone(),
-            document_id: id,
-            session_id: session_id.to_owned(),
-            count,
-            data: data.to_vec(),
-        };
-        self.send(conn, &message);
-    }
-
-    pub(super) fn forget_old_ephemeral_sessions(&mut self) {
-        let cutoff = self.now.saturating_sub(EPHEMERAL_MEMORY_MS);
-        self.ephemeral_seen.forget_before(cutoff);
     }
 }
