@@ -41,7 +41,7 @@ where
             let Some(live) = channel.live_state_mut() else {
                 return;
             };
-            let before = entry.doc.get_heads();
+            let before = entry.doc().get_heads();
             // Unchecked, the message goes straight into the peer's sync state; checked,
             // into a copy of it, kept only if the change is.
             let mut state = if check == Check::None {
@@ -59,9 +59,9 @@ where
             // A change refused in place is undone by rebuilding the document at `before`.
             let outcome = match outcome {
                 Outcome::Rejected(reason) if check == Check::InPlace => {
-                    match undo(&entry.doc, &before) {
+                    match undo(entry.doc(), &before) {
                         Ok(doc) => {
-                            entry.doc = doc;
+                            entry.set_doc(doc);
                             Outcome::Rejected(reason)
                         }
                         Err(e) => Outcome::Invalid(format!(
@@ -133,12 +133,12 @@ where
         let entry = self.documents.get_mut(&id)?;
         let refusal = too_large(entry.stored_size(limit), limit)?;
         let restored = if before.is_empty() {
-            Ok(Automerge::new().with_actor(entry.doc.get_actor().clone()))
+            Ok(Automerge::new().with_actor(entry.doc().get_actor().clone()))
         } else {
-            undo(&entry.doc, before)
+            undo(entry.doc(), before)
         };
         match restored {
-            Ok(doc) => entry.doc = doc,
+            Ok(doc) => entry.set_doc(doc),
             Err(e) => {
                 tracing::error!(document = %id, error = %e, "an oversized change could not be undone")
             }
@@ -160,9 +160,9 @@ where
         let Some((&first, others)) = conns.split_first() else {
             return;
         };
-        entry.last_used = self.now;
+        entry.touch(self.now);
         let now_has_content = entry.has_content();
-        if entry.doc.get_heads() != before {
+        if entry.doc().get_heads() != before {
             self.document_changed(id, ChangeOrigin::Remote(first), before.is_empty());
             // One write and one relay for all of them; each author is named, so its host
             // knows whose changes that write holds.
@@ -203,11 +203,11 @@ pub(super) fn receive_checked<P: Policy>(
 ) -> Outcome {
     match check {
         Check::Scratch => {
-            let mut scratch = entry.doc.clone();
+            let mut scratch = entry.doc().clone();
             if let Err(e) = receive(&mut scratch) {
                 return Outcome::Invalid(e.to_string());
             }
-            if let Err(reason) = policy.check_write(principal, id, &entry.doc, &scratch) {
+            if let Err(reason) = policy.check_write(principal, id, entry.doc(), &scratch) {
                 return Outcome::Rejected(reason);
             }
             if let Some(refusal) =
@@ -215,15 +215,15 @@ pub(super) fn receive_checked<P: Policy>(
             {
                 return Outcome::Rejected(refusal);
             }
-            entry.doc = scratch;
+            entry.set_doc(scratch);
         }
         Check::InPlace | Check::None => {
-            let before = (check == Check::InPlace).then(|| entry.doc.get_heads());
-            if let Err(e) = receive(&mut entry.doc) {
+            let before = (check == Check::InPlace).then(|| entry.doc().get_heads());
+            if let Err(e) = receive(entry.doc_mut()) {
                 return Outcome::Invalid(e.to_string());
             }
             if let Some(before) = before {
-                if let Err(reason) = policy.check_in_place(principal, id, &before, &entry.doc) {
+                if let Err(reason) = policy.check_in_place(principal, id, &before, entry.doc()) {
                     return Outcome::Rejected(reason);
                 }
             }

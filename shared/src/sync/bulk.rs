@@ -24,8 +24,8 @@ where
             .iter()
             .filter(|(id, d)| {
                 !d.has_content()
-                    && matches!(d.status, Status::Unavailable | Status::Requesting { .. })
-                    && (d.pinned || self.interest.contains_key(id))
+                    && matches!(d.status(), Status::Unavailable | Status::Requesting { .. })
+                    && (d.is_pinned() || self.interest.contains_key(id))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -41,18 +41,18 @@ where
         for id in missing {
             self.send_request(conn, id);
             if let Some(d) = self.documents.get_mut(&id) {
-                if matches!(d.status, Status::Unavailable) {
-                    d.status = Status::Requesting {
+                if matches!(d.status(), Status::Unavailable) {
+                    d.set_status(Status::Requesting {
                         deadline: self.now + self.config.request_timeout,
-                    };
+                    });
                 }
             }
         }
-        self.pump(conn);
+        self.fill_window(conn);
     }
 
     /// Offers documents until the window is full.
-    fn pump(&mut self, conn: ConnectionId) {
+    fn fill_window(&mut self, conn: ConnectionId) {
         loop {
             let now = self.now;
             let window = self.config.sync_window;
@@ -100,7 +100,7 @@ where
         }
         let in_sync = c
             .channel(&id)
-            .is_some_and(|ch| ch.in_sync_at(&entry.doc.get_heads()));
+            .is_some_and(|ch| ch.in_sync_at(&entry.doc().get_heads()));
         if in_sync {
             self.settle(conn, id);
         }
@@ -115,7 +115,7 @@ where
             return;
         };
         self.notify(Notification::SyncProgress { conn, done, total });
-        self.pump(conn);
+        self.fill_window(conn);
     }
 
     /// Bulk-sync items with no answer for too long are settled so the window moves on.

@@ -301,12 +301,9 @@ where
                 continue;
             };
             if let Some(entry) = self.documents.get_mut(&id) {
-                if entry.saved_sync_states.get(storage_id) == Some(&state) {
+                if !entry.remember_sync_state(storage_id, &state) {
                     continue;
                 }
-                entry
-                    .saved_sync_states
-                    .insert(storage_id.clone(), state.clone());
             }
             self.stats.writes += 1;
             self.outputs

@@ -171,7 +171,7 @@ where
         else {
             return false;
         };
-        let before = entry.doc.get_heads();
+        let before = entry.doc().get_heads();
         let batch = states.iter_mut().zip(messages.iter().map(|(_, m)| m));
         let outcome = super::apply::receive_checked(
             &self.policy,
@@ -184,9 +184,9 @@ where
         );
         if !outcome.is_applied() {
             // (One by one, the offending message is refused alone.)
-            if check != Check::Scratch && entry.doc.get_heads() != before {
-                match super::apply::undo(&entry.doc, &before) {
-                    Ok(doc) => entry.doc = doc,
+            if check != Check::Scratch && entry.doc().get_heads() != before {
+                match super::apply::undo(entry.doc(), &before) {
+                    Ok(doc) => entry.set_doc(doc),
                     Err(e) => {
                         // Cannot happen short of a bug in automerge: the document keeps
                         // what it took, and the peers start over.

@@ -44,23 +44,23 @@ pub(crate) enum Status {
 
 #[derive(Debug)]
 pub(crate) struct Document {
-    pub doc: Automerge,
-    pub status: Status,
+    doc: Automerge,
+    status: Status,
     /// Storage holds chunks for this document.
-    pub persisted: bool,
+    persisted: bool,
     /// The heads storage holds.
-    pub saved_heads: Vec<ChangeHash>,
-    pub snapshot_bytes: usize,
-    pub incremental_bytes: usize,
-    pub incremental_chunks: usize,
+    saved_heads: Vec<ChangeHash>,
+    snapshot_bytes: usize,
+    incremental_bytes: usize,
+    incremental_chunks: usize,
     /// The increments have outgrown the snapshot: replace them with a new one at the next
     /// tick (a snapshot re-encodes the whole document, which must not delay a relay).
-    pub compact_due: bool,
+    compact_due: bool,
     /// Sync states saved for peers (by their storage id), for when they reconnect.
-    pub saved_sync_states: BTreeMap<StorageId, Vec<u8>>,
-    pub last_used: Millis,
+    saved_sync_states: BTreeMap<StorageId, Vec<u8>>,
+    last_used: Millis,
     /// The host has the document open: keep it in memory.
-    pub pinned: bool,
+    pinned: bool,
     /// The next write's bytes, encoded by a size check for the persist that follows (both
     /// encode the same changes; a whole document's, for a first sync), with the heads
     /// they bring storage to.
@@ -134,6 +134,83 @@ impl Document {
             bytes: self.snapshot_bytes + self.incremental_bytes,
         };
         held.size_with(&self.doc, limit, &mut self.encoded)
+    }
+
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// The document, to change in place.
+    pub fn doc_mut(&mut self) -> &mut Automerge {
+        &mut self.doc
+    }
+
+    /// The document replaced (a scratch copy kept, or a change undone).
+    pub fn set_doc(&mut self, doc: Automerge) {
+        self.doc = doc;
+    }
+
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    pub fn set_status(&mut self, status: Status) {
+        self.status = status;
+    }
+
+    /// The work queued while the document loaded, taken (`None` if it is not loading).
+    pub fn take_after_load(&mut self) -> Option<Vec<AfterLoad>> {
+        match &mut self.status {
+            Status::Loading { after_load } => Some(std::mem::take(after_load)),
+            _ => None,
+        }
+    }
+
+    /// Storage holds chunks for this document.
+    pub fn is_persisted(&self) -> bool {
+        self.persisted
+    }
+
+    /// Storage holds everything in memory (nothing to lose by eviction).
+    pub fn is_saved(&self) -> bool {
+        self.doc.get_heads() == self.saved_heads
+    }
+
+    /// The increments are due to be replaced by a snapshot ([`Self::compact`]).
+    pub fn is_compact_due(&self) -> bool {
+        self.compact_due
+    }
+
+    /// Sync states saved for peers, by their storage id.
+    pub fn saved_sync_states(&self) -> &BTreeMap<StorageId, Vec<u8>> {
+        &self.saved_sync_states
+    }
+
+    /// Remembers the sync state saved for a peer; false when it was that already.
+    pub fn remember_sync_state(&mut self, peer: &StorageId, state: &[u8]) -> bool {
+        if self.saved_sync_states.get(peer).map(Vec::as_slice) == Some(state) {
+            return false;
+        }
+        self.saved_sync_states.insert(peer.clone(), state.to_vec());
+        true
+    }
+
+    pub fn last_used(&self) -> Millis {
+        self.last_used
+    }
+
+    /// The document was used now (eviction takes the least recently used first).
+    pub fn touch(&mut self, now: Millis) {
+        self.last_used = now;
+    }
+
+    /// The host has the document open: it stays in memory.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    pub fn set_pinned(&mut self, pinned: bool) {
+        self.pinned = pinned;
     }
 
     /// Work to do once the document has loaded (none if it is not loading).

@@ -25,7 +25,7 @@ where
         else {
             return;
         };
-        c.open_channel(id, Some(&entry.saved_sync_states))
+        c.open_channel(id, Some(entry.saved_sync_states()))
             .make_live(id);
         self.interest.entry(id).or_default().insert(conn);
     }
@@ -45,11 +45,11 @@ where
         let Some(target_id) = c.ready().map(|p| p.peer_id().clone()) else {
             return false;
         };
-        if matches!(entry.status, Status::Loading { .. } | Status::Corrupt) {
+        if matches!(entry.status(), Status::Loading { .. } | Status::Corrupt) {
             return false;
         }
         if entry.has_content() {
-            if !self.policy.may_read(c.principal(), &id, &entry.doc) {
+            if !self.policy.may_read(c.principal(), &id, entry.doc()) {
                 return false;
             }
         } else {
@@ -67,7 +67,7 @@ where
         };
         if !c
             .channel(&id)
-            .is_some_and(|channel| channel.has_something_to_send(&entry.doc))
+            .is_some_and(|channel| channel.has_something_to_send(entry.doc()))
         {
             return false;
         }
@@ -83,7 +83,7 @@ where
             carries_changes,
         }) = c
             .channel_mut(&id)
-            .and_then(|channel| channel.generate(id, &entry.doc, memo))
+            .and_then(|channel| channel.generate(id, entry.doc(), memo))
         else {
             return false;
         };
@@ -118,7 +118,7 @@ where
             self.outputs.push_back(Output::Store(op));
         }
         if !entry.is_ready() {
-            entry.status = Status::Ready;
+            entry.set_status(Status::Ready);
         }
         if first_content {
             self.notify(Notification::DocumentReady { document: id });

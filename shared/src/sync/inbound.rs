@@ -124,15 +124,15 @@ where
         let (Some(c), Some(entry)) = (self.connections.get(&conn), self.documents.get(&id)) else {
             return;
         };
-        if matches!(entry.status, Status::Corrupt)
-            || (entry.has_content() && !self.policy.may_read(c.principal(), &id, &entry.doc))
+        if matches!(entry.status(), Status::Corrupt)
+            || (entry.has_content() && !self.policy.may_read(c.principal(), &id, entry.doc()))
         {
             self.refuse(conn, id);
             return;
         }
         if !message.changes.is_empty() {
             // Whose document this is comes from what we store, before the changes are read.
-            if let Err(reason) = self.policy.may_change(c.principal(), &id, &entry.doc) {
+            if let Err(reason) = self.policy.may_change(c.principal(), &id, entry.doc()) {
                 self.reject_change(conn, id, reason);
                 return;
             }
@@ -157,7 +157,7 @@ where
                 Check::None
             } else if self
                 .policy
-                .may_check_in_place(c.principal(), &id, &entry.doc)
+                .may_check_in_place(c.principal(), &id, entry.doc())
             {
                 Check::InPlace
             } else {

@@ -17,7 +17,7 @@ where
     /// Makes sure the document has an entry; true when it is still loading from storage.
     pub(super) fn ensure_document(&mut self, id: DocumentId) -> bool {
         if let Some(entry) = self.documents.get_mut(&id) {
-            entry.last_used = self.now;
+            entry.touch(self.now);
             return entry.is_loading();
         }
         if self.stored.contains(&id) {
@@ -45,10 +45,9 @@ where
         let Some(entry) = self.documents.get_mut(&id) else {
             return;
         };
-        let Status::Loading { after_load } = &mut entry.status else {
+        let Some(after_load) = entry.take_after_load() else {
             return;
         };
-        let after_load = std::mem::take(after_load);
         if let Ok(Some(stored)) = &result {
             if self.serve_from_snapshot(id, stored, &after_load) {
                 // Answered without loading: the document stays in storage only.
@@ -66,15 +65,15 @@ where
         };
         match outcome {
             Ok(()) => {
-                entry.status = Status::Ready;
+                entry.set_status(Status::Ready);
                 self.stats.documents_loaded += 1;
-                if !entry.persisted {
+                if !entry.is_persisted() {
                     self.stored.remove(&id);
                 }
             }
             Err(error) => {
                 tracing::error!(document = %id, %error, "stored document does not load");
-                entry.status = Status::Corrupt;
+                entry.set_status(Status::Corrupt);
                 self.notify(Notification::DocumentCorrupt {
                     document: id,
                     error,

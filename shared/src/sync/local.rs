@@ -20,7 +20,7 @@ where
         self.documents
             .get(id)
             .filter(|d| !d.is_loading() && d.has_content())
-            .map(|d| &d.doc)
+            .map(|d| d.doc())
     }
 
     /// Loads a document (from storage, or else from replica peers) and keeps it in memory
@@ -35,8 +35,8 @@ where
         }
         let loading = self.ensure_document(id);
         if let Some(entry) = self.documents.get_mut(&id) {
-            entry.pinned = true;
-            entry.last_used = self.now;
+            entry.set_pinned(true);
+            entry.touch(self.now);
             if loading {
                 entry.after_load(AfterLoad::Open);
                 return;
@@ -47,14 +47,14 @@ where
 
     /// Whether the host has the document open ([`Engine::open`], not yet closed).
     pub fn is_open(&self, id: &DocumentId) -> bool {
-        self.documents.get(id).is_some_and(|d| d.pinned)
+        self.documents.get(id).is_some_and(|d| d.is_pinned())
     }
 
     /// The host no longer needs the document in memory.
     pub fn close(&mut self, id: &DocumentId) {
         self.apply_deferred();
         if let Some(entry) = self.documents.get_mut(id) {
-            entry.pinned = false;
+            entry.set_pinned(false);
         }
     }
 
@@ -96,15 +96,15 @@ where
         let Some(entry) = self.documents.get_mut(&id) else {
             return Err(EngineError::NotLoaded(id));
         };
-        match entry.status {
+        match entry.status() {
             Status::Loading { .. } => return Err(EngineError::NotLoaded(id)),
             Status::Corrupt => return Err(EngineError::Corrupt(id)),
             _ => {}
         }
-        let before = entry.doc.get_heads();
-        let result = f(&mut entry.doc);
-        entry.last_used = self.now;
-        if entry.doc.get_heads() != before {
+        let before = entry.doc().get_heads();
+        let result = f(entry.doc_mut());
+        entry.touch(self.now);
+        if entry.doc().get_heads() != before {
             if let Some(reason) = self.oversized(id, &before) {
                 return Err(EngineError::TooLarge(reason));
             }
@@ -144,7 +144,7 @@ where
         let Some(entry) = self.documents.get(&id) else {
             return;
         };
-        match entry.status {
+        match entry.status() {
             Status::Corrupt | Status::Loading { .. } => {}
             _ if entry.has_content() => {
                 self.notify(Notification::DocumentReady { document: id });

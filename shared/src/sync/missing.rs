@@ -57,7 +57,7 @@ where
         if entry.has_content() {
             return;
         }
-        match entry.status {
+        match entry.status() {
             Status::Requesting { .. } => {
                 // Already asking; the requester is answered with everyone else.
                 self.check_request(id);
@@ -91,9 +91,9 @@ where
             .map(|(cid, _)| *cid)
             .collect();
         if let Some(entry) = self.documents.get_mut(&id) {
-            entry.status = Status::Requesting {
+            entry.set_status(Status::Requesting {
                 deadline: self.now + self.config.request_timeout,
-            };
+            });
         }
         for conn in candidates {
             self.send_request(conn, id);
@@ -111,7 +111,7 @@ where
         else {
             return;
         };
-        let Some(data) = c.channel_mut(&id).and_then(|ch| ch.request(&entry.doc)) else {
+        let Some(data) = c.channel_mut(&id).and_then(|ch| ch.request(entry.doc())) else {
             return;
         };
         self.send(
@@ -130,7 +130,7 @@ where
         let Some(entry) = self.documents.get(&id) else {
             return;
         };
-        if !matches!(entry.status, Status::Requesting { .. }) || entry.has_content() {
+        if !matches!(entry.status(), Status::Requesting { .. }) || entry.has_content() {
             return;
         }
         let waiting = self
@@ -146,8 +146,8 @@ where
     fn resolve_unavailable(&mut self, id: DocumentId) {
         let pinned = match self.documents.get_mut(&id) {
             Some(entry) => {
-                entry.status = Status::Unavailable;
-                entry.pinned
+                entry.set_status(Status::Unavailable);
+                entry.is_pinned()
             }
             None => return,
         };
@@ -191,7 +191,9 @@ where
         let expired: Vec<DocumentId> = self
             .documents
             .iter()
-            .filter(|(_, d)| matches!(d.status, Status::Requesting { deadline } if deadline <= now))
+            .filter(
+                |(_, d)| matches!(d.status(), Status::Requesting { deadline } if *deadline <= now),
+            )
             .map(|(id, _)| *id)
             .collect();
         for id in expired {

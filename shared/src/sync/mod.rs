@@ -335,7 +335,7 @@ where
         let Some(entry) = self.documents.get(id) else {
             return false;
         };
-        let heads = entry.doc.get_heads();
+        let heads = entry.doc().get_heads();
         let mut shared = false;
         for conn in self.interest.get(id).into_iter().flatten() {
             let Some(c) = self.connections.get(conn) else {

@@ -40,7 +40,7 @@ where
         let due: Vec<DocumentId> = self
             .documents
             .iter()
-            .filter(|(_, d)| d.compact_due)
+            .filter(|(_, d)| d.is_compact_due())
             .map(|(id, _)| *id)
             .collect();
         for id in due {
@@ -114,15 +114,15 @@ where
         self.documents
             .iter()
             .filter(|(id, d)| {
-                !d.pinned
+                !d.is_pinned()
                     && !busy.contains(id)
-                    && match d.status {
-                        Status::Ready => !d.has_content() || d.doc.get_heads() == d.saved_heads,
+                    && match d.status() {
+                        Status::Ready => !d.has_content() || d.is_saved(),
                         Status::Unavailable | Status::Corrupt => true,
                         Status::Loading { .. } | Status::Requesting { .. } => false,
                     }
             })
-            .map(|(id, d)| (*id, d.last_used))
+            .map(|(id, d)| (*id, d.last_used()))
             .collect()
     }
 
