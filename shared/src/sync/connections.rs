@@ -4,7 +4,7 @@
 use crate::protocol::{self, Message, PeerId, PeerMetadata, PROTOCOL_V1};
 
 use super::errors::Violation;
-use super::io::{Output, StoreOp};
+use super::io::StoreOp;
 use super::peer::{Connection, Phase, ReadyPeer};
 use super::policy::Policy;
 use super::{ConnectionId, Direction, Engine, Notification};
@@ -163,9 +163,7 @@ where
                 self.on_sync(conn, document_id, data, true);
             }
             Message::DocUnavailable { document_id, .. } => {
-                if self.pacer.heard_from(conn, document_id) {
-                    self.owed.insert((conn, document_id));
-                }
+                self.heard_from(conn, document_id);
                 self.on_doc_unavailable(conn, document_id)
             }
             message @ Message::Ephemeral { .. } => self.on_ephemeral(conn, message),
@@ -305,13 +303,11 @@ where
                     continue;
                 }
             }
-            self.stats.writes += 1;
-            self.outputs
-                .push_back(Output::Store(StoreOp::SaveSyncState {
-                    document: id,
-                    peer: storage_id.clone(),
-                    state,
-                }));
+            self.store(StoreOp::SaveSyncState {
+                document: id,
+                peer: storage_id.clone(),
+                state,
+            });
         }
         if was_ready {
             self.notify(Notification::PeerDisconnected { conn });

@@ -56,6 +56,16 @@ pub enum Violation {
     NotUndone(DocumentId),
 }
 
+impl Violation {
+    /// A sync message for `document` that does not read (`error` says why).
+    pub(super) fn invalid_sync_message(document: DocumentId, error: impl ToString) -> Self {
+        Violation::InvalidSyncMessage {
+            document,
+            error: error.to_string(),
+        }
+    }
+}
+
 /// Why a peer's change (or the host's own) is not kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

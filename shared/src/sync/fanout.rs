@@ -8,7 +8,7 @@ use crate::DocumentId;
 
 use super::channel::{Channel, Generated, PeerHas};
 use super::document::Status;
-use super::io::{ChangeOrigin, Notification, Output};
+use super::io::{ChangeOrigin, Notification};
 use super::memo::SyncMemo;
 use super::policy::Policy;
 use super::{ConnectionId, Engine};
@@ -112,13 +112,13 @@ where
         let Some(entry) = self.documents.get_mut(&id) else {
             return;
         };
-        if let Some(op) = entry.persist(id, &self.config) {
-            self.stored.insert(id);
-            self.stats.writes += 1;
-            self.outputs.push_back(Output::Store(op));
-        }
+        let write = entry.persist(id, &self.config);
         if !entry.is_ready() {
             entry.set_status(Status::Ready);
+        }
+        if let Some(op) = write {
+            self.stored.insert(id);
+            self.store(op);
         }
         if first_content {
             self.notify(Notification::DocumentReady { document: id });

@@ -35,13 +35,7 @@ where
         let envelope = match crate::bounds::check_envelope(&data, &self.config.bounds) {
             Ok(envelope) => envelope,
             Err(e) => {
-                self.fail(
-                    conn,
-                    Violation::InvalidSyncMessage {
-                        document: id,
-                        error: e.to_string(),
-                    },
-                );
+                self.fail(conn, Violation::invalid_sync_message(id, e));
                 return;
             }
         };
@@ -86,19 +80,11 @@ where
         let message = match sync::Message::decode(&data) {
             Ok(m) => m,
             Err(e) => {
-                self.fail(
-                    conn,
-                    Violation::InvalidSyncMessage {
-                        document: id,
-                        error: e.to_string(),
-                    },
-                );
+                self.fail(conn, Violation::invalid_sync_message(id, e));
                 return;
             }
         };
-        if self.pacer.heard_from(conn, id) {
-            self.owed.insert((conn, id));
-        }
+        self.heard_from(conn, id);
         if self.take_snapshot_ack(conn, id, &message) {
             return;
         }

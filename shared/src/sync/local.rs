@@ -134,9 +134,7 @@ where
         }
         self.owed.retain(|(_, d)| *d != id);
         self.pacer.forget_document(id);
-        self.stats.writes += 1;
-        self.outputs
-            .push_back(super::Output::Store(super::StoreOp::Erase { document: id }));
+        self.store(super::StoreOp::Erase { document: id });
         self.notify(Notification::DocumentErased { document: id });
     }
 

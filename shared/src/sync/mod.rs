@@ -365,8 +365,22 @@ where
         self.outputs.push_back(Output::Send { conn, frame });
     }
 
+    /// Queues a write to storage.
+    fn store(&mut self, op: StoreOp) {
+        self.stats.writes += 1;
+        self.outputs.push_back(Output::Store(op));
+    }
+
     fn notify(&mut self, notification: Notification) {
         self.outputs.push_back(Output::Notify(notification));
+    }
+
+    /// The peer said something about the document: a message that waited for its answer
+    /// ([`pacer`]) is owed now.
+    fn heard_from(&mut self, conn: ConnectionId, id: DocumentId) {
+        if self.pacer.heard_from(conn, id) {
+            self.owed.insert((conn, id));
+        }
     }
 
     /// What we know of this peer for this document, if anything.

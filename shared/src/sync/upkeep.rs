@@ -48,8 +48,7 @@ where
                 continue;
             };
             self.stored.insert(id);
-            self.stats.writes += 1;
-            self.outputs.push_back(super::Output::Store(op));
+            self.store(op);
         }
     }
 
