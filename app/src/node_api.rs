@@ -5,6 +5,7 @@
 use crate::json::Json;
 use ibis_shared::model::facets::Facet;
 use ibis_shared::model::list_query::ListQuery;
+use ibis_shared::model::practice::Coordinates;
 use ibis_shared::model::record::PracticeRecord;
 use ibis_shared::model::Role;
 use ibis_shared::DocumentId;
@@ -222,13 +223,32 @@ pub struct NodeSearch {
 /// Most results the node gives in one answer (its `/api/practices` limit).
 pub const NODE_SEARCH_MAX: usize = 200;
 
+/// Where `city` in `country` is, from the node's gazetteer (`/api/places`): the
+/// coordinates a practice made here gets, as an import places one. `None` offline or for
+/// a place the gazetteer does not know.
+pub async fn place(country: &str, city: &str) -> Option<Coordinates> {
+    let pairs = [("country", country.to_owned()), ("city", city.to_owned())];
+    let path = format!(
+        "/api/places?{}",
+        crate::ui::route::query_string(pairs.into_iter())
+    );
+    let (status, text) = fetch("GET", &path, None).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let v = json(&text).ok()?;
+    Some(Coordinates {
+        lat: v.get("lat").number()?,
+        lon: v.get("lon").number()?,
+    })
+}
+
 /// Asks the node's index for the first `limit` results of `query`, with facet counts.
 pub async fn search(query: &ListQuery, limit: usize) -> Result<NodeSearch, ApiError> {
     let limit = limit.clamp(1, NODE_SEARCH_MAX);
     let pairs = query
-        .to_pairs()
+        .search_pairs()
         .into_iter()
-        .filter(|(key, _)| *key != "page")
         .chain([("limit", limit.to_string())]);
     let path = format!("/api/practices?{}", crate::ui::route::query_string(pairs));
     let (status, text) = fetch("GET", &path, None).await?;

@@ -29,6 +29,12 @@ const TABLE: &[(&str, &str, &str)] = &[
         "la latitud y la longitud van juntas",
     ),
     ("without coordinates", "sans coordonnées", "sin coordenadas"),
+    ("From the city", "D'après la ville", "Según la ciudad"),
+    (
+        "the node does not know where this city is",
+        "le nœud ne sait pas où se trouve cette ville",
+        "el nodo no sabe dónde está esta ciudad",
+    ),
     ("Show as a list", "Voir en liste", "Ver como lista"),
     ("Show on a map", "Voir sur une carte", "Ver en un mapa"),
     (

@@ -157,6 +157,24 @@ async fn two_people_typing_in_one_published_summary_both_keep_their_words_and_a_
         nlc.wait_for_text("practice-title", title)
             .await
             .expect("on the partner");
+        // Made in the browser, it was placed by its city, as an import places one.
+        let url = format!("{}/api/practices/{id}", fed.nodes[0].http_url());
+        let record = eventually(WAIT, "the practice in the node's API", || {
+            let url = url.clone();
+            async move {
+                ibis_tests::get_json(&url)
+                    .await
+                    .filter(|r| r["title"] == title)
+            }
+        })
+        .await
+        .expect("indexed");
+        let lat = record["latitude"].as_f64().expect("a latitude");
+        let lon = record["longitude"].as_f64().expect("a longitude");
+        assert!(
+            (38.5..39.0).contains(&lat) && (-9.5..-9.0).contains(&lon),
+            "Lisbon is at {lat}, {lon}"
+        );
 
         open_on_both(&amy, &ben, &fed.nodes[0], &id).await;
         amy.click("edit").await.expect("edit");

@@ -2,6 +2,7 @@
 
 use ibis_shared::model::catalogue::Entry;
 use ibis_shared::model::countries::COUNTRIES;
+use ibis_shared::model::practice::Coordinates;
 use ibis_shared::model::taxonomy::THEMES;
 use ibis_shared::model::validation::{check_complete, FieldError};
 use ibis_shared::model::{DocumentKind, ModelError, Practice, TagSet};
@@ -11,6 +12,9 @@ use leptos::prelude::*;
 use super::publishing::{add_published, publish_new};
 use super::{ctx, list_in, route::navigate};
 use crate::replica::{now_ms, replica};
+
+/// How long saving a new practice waits for the node to place its city (ms).
+const PLACE_WAIT_MS: i32 = 800;
 
 #[component]
 pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
@@ -23,6 +27,23 @@ pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
     let can_publish = move || ctx.role().is_some_and(|r| r.can_review());
     let publish = RwSignal::new(true);
     let errors = RwSignal::new(Vec::<FieldError>::new());
+    // Where the city is (asked of the node once city and country are chosen; offline,
+    // nothing): the practice is placed on the map as an import would place it. Kept with
+    // the city and country it answers for.
+    let located = RwSignal::new(None::<(String, String, Coordinates)>);
+    let locate = move || {
+        let (place, land) = (city.get_untracked(), country.get_untracked());
+        let place = place.trim().to_owned();
+        if place.is_empty() || land.is_empty() {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            if let Some(at) = crate::node_api::place(&land, &place).await {
+                // (The form may have been saved and closed meanwhile.)
+                located.try_set(Some((land, place, at)));
+            }
+        });
+    };
     let error_for = move |field: &'static str| {
         move || {
             errors
@@ -35,8 +56,7 @@ pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
         }
     };
 
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let save = move |coordinates: Option<Coordinates>| {
         let Some(author) = ctx.author() else {
             errors.set(vec![FieldError::new("form", "log in to add practices")]);
             return;
@@ -50,6 +70,7 @@ pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
             now,
         );
         practice.summary = summary.get_untracked().trim().into();
+        practice.coordinates = coordinates;
         let chosen = theme.get_untracked();
         if !chosen.is_empty() {
             practice.themes = TagSet::from_iter([chosen]);
@@ -110,6 +131,40 @@ pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
         }
     };
 
+    // Saved with its place: asked of the node when city and country were chosen, or else
+    // now (waiting a moment at most: offline or slow, the practice is saved without it).
+    // Saving reads the app's context: it runs under the form's owner, after the wait.
+    let owner = Owner::current();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let owner = owner.clone();
+        let (place, land) = (city.get_untracked(), country.get_untracked());
+        let place = place.trim().to_owned();
+        let known = located.with_untracked(|l| {
+            l.as_ref()
+                .filter(|(l, p, _)| *l == land && *p == place)
+                .map(|(_, _, at)| at.clone())
+        });
+        leptos::task::spawn_local(async move {
+            let coordinates = match known {
+                Some(at) => Some(at),
+                None if place.is_empty() || land.is_empty() => None,
+                None => {
+                    let asked = Box::pin(crate::node_api::place(&land, &place));
+                    let waited = Box::pin(crate::replica::sleep(PLACE_WAIT_MS));
+                    match futures::future::select(asked, waited).await {
+                        futures::future::Either::Left((at, _)) => at,
+                        futures::future::Either::Right(_) => None,
+                    }
+                }
+            };
+            match owner {
+                Some(owner) => owner.with(|| save(coordinates)),
+                None => save(coordinates),
+            }
+        });
+    };
+
     view! {
         <form class="add" on:submit=submit aria-labelledby="add-heading">
             <h2 id="add-heading">{move || ctx.t("Add a practice")}</h2>
@@ -121,11 +176,15 @@ pub fn AddPractice(done: impl Fn() + Copy + 'static) -> impl IntoView {
             <div class="row">
                 <label>{move || ctx.t("City")}
                     <input data-testid="add-city" required maxlength="200"
-                        prop:value=city on:input=move |ev| city.set(event_target_value(&ev))/>
+                        prop:value=city on:input=move |ev| city.set(event_target_value(&ev))
+                        on:change=move |_| locate()/>
                 </label>
                 <label>{move || ctx.t("Country")}
                     <select data-testid="add-country" required
-                        on:change=move |ev| country.set(event_target_value(&ev))>
+                        on:change=move |ev| {
+                            country.set(event_target_value(&ev));
+                            locate();
+                        }>
                         <option value="" selected=move || country.get().is_empty()>{move || ctx.t("Choose…")}</option>
                         {COUNTRIES
                             .iter()

@@ -267,6 +267,26 @@ fn Coordinates(
             _ => problem.set(ctx.t("latitude and longitude go together").into()),
         }
     };
+    // The node's gazetteer places the practice by its city, as an import would.
+    let owner = Owner::current();
+    let from_city = move |_| {
+        let Some(p) = p() else { return };
+        let owner = owner.clone();
+        leptos::task::spawn_local(async move {
+            let found = crate::node_api::place(&p.country, &p.city).await;
+            if problem.is_disposed() {
+                return; // the editor was closed meanwhile
+            }
+            let answer = move || match found {
+                Some(at) => apply(PracticeEdit::Coordinates(Some(at))),
+                None => problem.set(ctx.t("the node does not know where this city is").into()),
+            };
+            match owner {
+                Some(owner) => owner.with(answer),
+                None => answer(),
+            }
+        });
+    };
     view! {
         <fieldset class="row" data-testid="edit-coordinates">
             <legend>{move || ctx.t("Coordinates")}</legend>
@@ -278,6 +298,10 @@ fn Coordinates(
                 <input type="number" step="any" min="-180" max="180" node_ref=lon
                     data-testid="edit-longitude" prop:value=shown(|c| c.lon) on:change=changed/>
             </label>
+            <button type="button" data-testid="edit-locate" on:click=from_city
+                disabled=move || !ctx.signals.online.get()>
+                {move || ctx.t("From the city")}
+            </button>
         </fieldset>
     }
 }

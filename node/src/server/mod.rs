@@ -14,6 +14,7 @@ pub mod client_address;
 pub mod connection_slots;
 pub mod login_guard;
 pub mod origin;
+mod places;
 pub(crate) mod practices;
 pub(crate) mod sync;
 
@@ -102,6 +103,7 @@ pub fn router(state: AppState, app_dir: Option<PathBuf>) -> Router {
         .route("/api/practices", get(practices::list))
         .route("/api/practices.csv", get(practices::csv))
         .route("/api/practices/{id}", get(practices::one))
+        .route("/api/places", get(places::locate))
         .route("/feed.atom", get(practices::feed))
         .merge(crate::pages::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
