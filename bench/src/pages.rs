@@ -6,7 +6,10 @@
 //! - practice pages and list pages per second with `wrk` (64 connections, two threads,
 //!   addresses drawn at random: practice ids from `/sitemap.xml`, list searches from a
 //!   set of words and facets). `wrk` shares the machine's cores with the node: on a
-//!   2-core machine the figure is bound by that, which the node's CPU share shows.
+//!   2-core machine the figure is bound by that, which the node's CPU share shows;
+//! - practice pages per second through nginx with `deploy/nginx-cache.conf` in front of
+//!   the node (two workers), as a node that carries public read load would run, when
+//!   nginx is installed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -141,6 +144,26 @@ pub async fn measure(
         if let Some(cpu) = cpu {
             result.add(&format!("{key}_node_cpu_pct"), cpu);
         }
+    }
+    if !ibis_tests::nginx_available() {
+        let missing = "nginx is not installed (cargo xtask setup installs it)";
+        if std::env::var_os("CI").is_some() {
+            bail!("{missing}");
+        }
+        eprintln!("    skipping pages through the nginx cache: {missing}");
+        return Ok(());
+    }
+    let node: std::net::SocketAddr = url
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("not an http://address:port: {url}"))?;
+    let dir = tempfile::tempdir()?;
+    let nginx = ibis_tests::Nginx::start(dir.path(), node, 2).await?;
+    let key = format!("{prefix}practice_pages_per_s_nginx_cache");
+    let (per_s, cpu) = wrk(&nginx.url(), pid, &practices, secs).await?;
+    result.add(&key, per_s);
+    if let Some(cpu) = cpu {
+        result.add(&format!("{key}_node_cpu_pct"), cpu);
     }
     Ok(())
 }

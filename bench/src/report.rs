@@ -216,6 +216,18 @@ const FIGURES: &[Figure] = &[
         decimals: 0,
     },
     Figure {
+        key: "practice_pages_per_s_nginx_cache",
+        label: "node behind the nginx cache: practice pages per second (wrk, 64 connections)",
+        better: Better::Higher,
+        decimals: 0,
+    },
+    Figure {
+        key: "practice_pages_per_s_nginx_cache_node_cpu_pct",
+        label: "node behind the nginx cache: its CPU meanwhile (% of one core)",
+        better: Better::Lower,
+        decimals: 0,
+    },
+    Figure {
         key: "list_pages_per_s",
         label: "node: list pages (search, facets) per second (wrk, 64 connections)",
         better: Better::Higher,
@@ -248,6 +260,18 @@ const FIGURES: &[Figure] = &[
     Figure {
         key: "catalogue_practice_pages_per_s_node_cpu_pct",
         label: "large catalogue: the node's CPU meanwhile (% of one core)",
+        better: Better::Lower,
+        decimals: 0,
+    },
+    Figure {
+        key: "catalogue_practice_pages_per_s_nginx_cache",
+        label: "large catalogue behind the nginx cache: practice pages per second (wrk, 64 connections)",
+        better: Better::Higher,
+        decimals: 0,
+    },
+    Figure {
+        key: "catalogue_practice_pages_per_s_nginx_cache_node_cpu_pct",
+        label: "large catalogue behind the nginx cache: the node's CPU meanwhile (% of one core)",
         better: Better::Lower,
         decimals: 0,
     },
@@ -428,6 +452,17 @@ impl Report {
             Goal {
                 goal: "practice pages ≥ 2,000/s from one node (wrk on the same machine)".into(),
                 met: ibis("practice_pages_per_s").map(|v| v >= 2000.0),
+            },
+            Goal {
+                goal: "practice pages ≥ 2,000/s with the nginx cache in front".into(),
+                met: ibis("practice_pages_per_s_nginx_cache").map(|v| v >= 2000.0),
+            },
+            Goal {
+                goal: format!(
+                    "practice pages ≥ 2,000/s from one node ({} practices)",
+                    s.catalogue_practices
+                ),
+                met: ibis("catalogue_practice_pages_per_s").map(|v| v >= 2000.0),
             },
             Goal {
                 goal: format!(

@@ -5,9 +5,12 @@
 //!   profile), stopped by PID when dropped.
 //! - [`JsPeer`]: a script from `tests/js` run with Node (JS automerge-repo), reading JSON
 //!   lines, stopped by PID when dropped.
+//! - [`Nginx`]: nginx with `deploy/nginx-cache.conf` in front of a node, stopped by PID
+//!   when dropped.
 //!
 //! Everything binds 127.0.0.1 and every wait is bounded. Each lives in its module
-//! ([`federation`], [`webdriver`], [`js_peer`]); what tests use is re-exported here.
+//! ([`federation`], [`webdriver`], [`js_peer`], [`nginx`]); what tests use is re-exported
+//! here, with [`http_get`], a plain HTTP/1.1 request.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,10 +19,12 @@ use anyhow::bail;
 
 pub mod federation;
 pub mod js_peer;
+pub mod nginx;
 pub mod webdriver;
 
 pub use federation::{served_unloaded, wait_listed, Federation};
 pub use js_peer::{js_dir, js_tests_enabled, JsPeer};
+pub use nginx::{nginx_available, Nginx};
 pub use webdriver::{axe, browser_tests_enabled, chromedriver_path, Browser};
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -56,20 +61,65 @@ where
     }
 }
 
-/// A JSON answer from `url` (`http://host:port/path`), over plain HTTP/1.1.
-pub async fn get_json(url: &str) -> Option<serde_json::Value> {
+/// An HTTP answer: its status, head (status line and headers) and body.
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// A header's value (the name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
+}
+
+/// `GET path` from `addr` over plain HTTP/1.1 (one connection, closed after), with extra
+/// `headers`.
+pub async fn http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Answer> {
+    use anyhow::Context;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let url = url.strip_prefix("http://")?;
-    let (host, path) = url.split_once('/')?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     stream
         .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n")
+                .as_bytes(),
         )
-        .await
-        .ok()?;
+        .await?;
     let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.ok()?;
+    stream.read_to_end(&mut out).await?;
     let text = String::from_utf8_lossy(&out).into_owned();
-    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    let (head, body) = text.split_once("\r\n\r\n").context("no end of headers")?;
+    let status = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .context("no status")?;
+    Ok(Answer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    })
+}
+
+/// A JSON answer from `url` (`http://host:port/path`), over plain HTTP/1.1.
+pub async fn get_json(url: &str) -> Option<serde_json::Value> {
+    let url = url.strip_prefix("http://")?;
+    let (host, path) = url.split_once('/')?;
+    let addr = tokio::net::lookup_host(host).await.ok()?.next()?;
+    let answer = http_get(addr, &format!("/{path}"), &[]).await.ok()?;
+    serde_json::from_str(&answer.body).ok()
 }

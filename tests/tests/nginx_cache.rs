@@ -5,86 +5,21 @@
 //! Skipped when nginx is not installed, except under `CI=true` (`cargo xtask setup`
 //! installs it).
 
-use std::path::Path;
 use std::time::Duration;
 
 use ibis_node::registry::Registry;
 use ibis_node::{InitOptions, ServeOptions};
 use ibis_shared::model::Role;
+use ibis_tests::{http_get, nginx_available, Answer, Nginx};
 
-mod common;
-
-use common::get;
-
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// nginx in the foreground with a configuration of its own in `dir`, listening on
-/// `port` and passing to `node`; stopped (by its PID) when dropped.
-struct Nginx(std::process::Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_nginx(dir: &Path, port: u16, node: std::net::SocketAddr) -> Nginx {
-    let snippet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx-cache.conf");
-    let d = dir.display();
-    let config = format!(
-        "daemon off;
-worker_processes 1;
-user root;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    proxy_cache_path {d}/cache levels=1:2 keys_zone=ibis:1m inactive=10m use_temp_path=off;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://{node};
-            proxy_http_version 1.1;
-            proxy_set_header Host $host;
-            include {snippet};
-        }}
-    }}
-}}
-",
-        snippet = snippet.display()
-    );
-    let file = dir.join("nginx.conf");
-    std::fs::write(&file, config).unwrap();
-    let child = std::process::Command::new(NGINX)
-        .arg("-c")
-        .arg(&file)
-        .arg("-p")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("nginx starts");
-    Nginx(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `GET path` from `addr`; the test fails on a connection error.
+async fn get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
+    http_get(addr, path, headers).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitors_get_cached_public_answers_and_never_a_members() {
-    if !Path::new(NGINX).exists() {
+    if !nginx_available() {
         assert!(
             std::env::var_os("CI").is_none(),
             "nginx is missing (cargo xtask setup installs it)"
@@ -138,18 +73,11 @@ async fn visitors_get_cached_public_answers_and_never_a_members() {
             panic!("not indexed: member {mine}\nvisitor {theirs}");
         }
 
-        let port = free_port();
         let cache_dir = dir.path().join("nginx");
         std::fs::create_dir_all(&cache_dir).unwrap();
-        let _nginx = start_nginx(&cache_dir, port, node.addr());
-        let proxy: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(proxy).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let status = |a: &common::Answer| a.header("x-cache-status").unwrap_or_default();
+        let nginx = Nginx::start(&cache_dir, node.addr(), 1).await.unwrap();
+        let proxy = nginx.addr();
+        let status = |a: &Answer| a.header("x-cache-status").unwrap_or_default().to_owned();
 
         // A page: the second visitor is served from the cache.
         let first = get(proxy, "/", &[]).await;
