@@ -59,8 +59,8 @@ pub struct Results {
 impl Results {
     /// A facet's (value, count) pairs over the hits.
     pub fn facet(&self, facet: Facet) -> &[(String, usize)] {
-        let at = Facet::ALL.iter().position(|f| *f == facet);
-        at.and_then(|i| self.facets.get(i))
+        self.facets
+            .get(facet.index())
             .map(Vec::as_slice)
             .unwrap_or_default()
     }

@@ -116,9 +116,8 @@ pub fn search_in_address() -> ListQuery {
 pub fn show_search_in_address(query: &ListQuery) {
     let lang = address_params().into_iter().find(|(k, _)| k == "lang");
     let pairs = query
-        .to_pairs()
+        .search_pairs()
         .into_iter()
-        .filter(|(key, _)| *key != "page")
         .chain(lang.map(|(_, v)| ("lang", v)));
     let parameters = query_string(pairs);
     let url = if parameters.is_empty() {

@@ -112,16 +112,8 @@ fn render(lang: &PageLang, asked: &ListQuery, result: &index::SearchResult) -> S
     m.push_str("<div class=\"columns\">");
     m.push_str(&facets(lang, asked, result));
     m.push_str("<div class=\"results\">");
-    let pairs: Vec<(String, String)> = asked
-        .to_pairs()
-        .into_iter()
-        .filter(|(k, _)| *k != "page")
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs = asked.search_pairs();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     m.push_str(&format!(
         "<p><a href=\"{}\">{}</a>",
         escape(&lang.link("/map", &pairs)),

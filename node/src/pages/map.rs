@@ -34,20 +34,14 @@ pub async fn page(visit: Visit) -> Response {
     let placed: usize = places.iter().map(|p| p.practices).sum();
     let description = format!("{} {} — {title}", placed + unplaced, lang.t("practices"));
     let mut page = Page::new(lang, "/map", title.clone(), description);
-    page.params = search_pairs(&asked);
+    page.params = asked
+        .search_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     page.noindex = !asked.is_empty();
     page.main = render(&lang, &asked, &title, &places, unplaced);
     visit.respond(page)
-}
-
-/// The search's parameters, without its page (the map shows every result).
-fn search_pairs(asked: &ListQuery) -> Vec<(String, String)> {
-    asked
-        .to_pairs()
-        .into_iter()
-        .filter(|(k, _)| *k != "page")
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
 }
 
 /// The list of the search's practices at `place`.
@@ -59,11 +53,8 @@ fn place_link(lang: &PageLang, asked: &ListQuery, place: &Place) -> String {
             at.filters.push((facet, value.clone()));
         }
     }
-    let pairs = search_pairs(&at);
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs = at.search_pairs();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     lang.link("/", &pairs)
 }
 
@@ -83,11 +74,8 @@ fn render(
     places: &[Place],
     unplaced: usize,
 ) -> String {
-    let pairs = search_pairs(asked);
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs = asked.search_pairs();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let placed: usize = places.iter().map(|p| p.practices).sum();
     let mut m = format!(
         "<section class=\"map\"><h1>{title}</h1><p><a href=\"{list}\">{as_list}</a> · \

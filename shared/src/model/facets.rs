@@ -40,6 +40,11 @@ impl Facet {
         }
     }
 
+    /// Where the facet is in [`Facet::ALL`] (and so in every per-facet array).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.key() == key)
     }
@@ -165,6 +170,15 @@ fn fold(c: char) -> Option<std::borrow::Cow<'static, str>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn each_facet_knows_its_place_in_all() {
+        for (i, facet) in Facet::ALL.into_iter().enumerate() {
+            assert_eq!(facet.index(), i, "{facet:?}");
+        }
+    }
+
     #[test]
     fn labels_follow_the_language() {
         assert_eq!(facet_label(Facet::Theme, "housing", Lang::Fr), "Logement");
@@ -172,7 +186,6 @@ mod tests {
         assert!(facet_label(Facet::GcmObjective, "16", Lang::En).starts_with("16. "));
         assert_eq!(facet_label(Facet::City, "Lyon", Lang::Es), "Lyon");
     }
-    use super::*;
 
     #[test]
     fn words_fold_case_and_accents() {

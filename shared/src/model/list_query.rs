@@ -71,15 +71,22 @@ impl ListQuery {
 
     /// The parameters of this search, in a stable order (page 1 is not written).
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = self.search_pairs();
+        if self.page > 1 {
+            out.push(("page", self.page.to_string()));
+        }
+        out
+    }
+
+    /// The parameters of the search itself, without its page: what a link to the same
+    /// search elsewhere carries (the map shows every result, the app more rows).
+    pub fn search_pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if !self.text.is_empty() {
             out.push(("q", self.text.clone()));
         }
         for (facet, value) in &self.filters {
             out.push((facet.key(), value.clone()));
-        }
-        if self.page > 1 {
-            out.push(("page", self.page.to_string()));
         }
         out
     }

@@ -72,9 +72,7 @@ impl FacetCodes {
     pub fn selection<'a>(&self, chosen: impl IntoIterator<Item = (Facet, &'a str)>) -> Selection {
         let mut selection: [Option<Vec<u32>>; FACETS] = Default::default();
         for (facet, value) in chosen {
-            let Some(f) = Facet::ALL.iter().position(|x| *x == facet) else {
-                continue;
-            };
+            let f = facet.index();
             let codes = selection[f].get_or_insert_with(Vec::new);
             codes.extend(self.find(f, value).ok().map(|at| self.sorted[f][at]));
         }
