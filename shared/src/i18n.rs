@@ -31,6 +31,11 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("without coordinates", "sans coordonnées", "sin coordenadas"),
     ("From the city", "D'après la ville", "Según la ciudad"),
     (
+        "The map is drawn by the node: it shows again when the node can be reached.",
+        "La carte est dessinée par le nœud : elle revient quand le nœud est joignable.",
+        "El mapa lo dibuja el nodo: vuelve cuando se puede llegar al nodo.",
+    ),
+    (
         "the node does not know where this city is",
         "le nœud ne sait pas où se trouve cette ville",
         "el nodo no sabe dónde está esta ciudad",

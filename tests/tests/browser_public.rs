@@ -446,6 +446,14 @@ async fn a_browser_that_opened_ibis_once_reloads_it_offline() {
         })
         .await
         .expect("25 practices offline");
+        // The map is the node's page: offline, the app says so (and links to the list).
+        let url = browser.client.current_url().await.expect("url");
+        let map = url.join("/map").expect("the map's address");
+        browser.goto(map.as_str()).await.expect("the map, offline");
+        browser
+            .wait_for_text("map-offline", "node")
+            .await
+            .expect("the app explains the map needs the node");
         browser.close().await.expect("close");
         fed.shutdown().await.expect("shutdown");
     })

@@ -227,6 +227,12 @@ pub fn App() -> impl IntoView {
                 Page::Practice(id) => view! { <practice::PracticePage id=id/> }.into_any(),
                 Page::Events => view! { <events::EventsPage/> }.into_any(),
                 Page::Organizations => view! { <events::DirectoryPage/> }.into_any(),
+                Page::Map => view! {
+                    <p data-testid="map-offline">
+                        {move || ctx.t("The map is drawn by the node: it shows again when the node can be reached.")}
+                        " " <a href="/">{move || ctx.t("Show as a list")}</a>
+                    </p>
+                }.into_any(),
                 Page::NotFound => view! { <p>{move || ctx.t("Not found")}</p> }.into_any(),
             }}
         </main>

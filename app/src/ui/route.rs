@@ -26,6 +26,9 @@ pub enum Page {
     Practice(String),
     Events,
     Organizations,
+    /// `/map`: the node's page (drawn there, with the world map that ships with the node);
+    /// the app shows it only offline, to say so.
+    Map,
     NotFound,
 }
 
@@ -39,11 +42,18 @@ impl Page {
             "/" | "/index.html" => Page::List,
             "/events" => Page::Events,
             "/organizations" => Page::Organizations,
+            "/map" => Page::Map,
             p => match p.strip_prefix("/practices/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => Page::Practice(id.to_owned()),
                 _ => Page::NotFound,
             },
         }
+    }
+
+    /// Whether the app shows this page: its links are followed within the app, and it
+    /// takes the node's page over. The map and addresses it does not know are the node's.
+    pub fn is_the_apps(&self) -> bool {
+        !matches!(self, Page::Map | Page::NotFound)
     }
 }
 
@@ -177,7 +187,7 @@ fn in_app_target(ev: &web_sys::MouseEvent) -> Option<String> {
     }
     let path = url.pathname();
     let same_page = path == location.pathname().ok()? && url.search() == location.search().ok()?;
-    if (same_page && !url.hash().is_empty()) || Page::from_path(&path) == Page::NotFound {
+    if (same_page && !url.hash().is_empty()) || !Page::from_path(&path).is_the_apps() {
         return None;
     }
     Some(format!("{path}{}{}", url.search(), url.hash()))
@@ -200,5 +210,8 @@ mod tests {
         assert_eq!(Page::from_path("/practices/"), Page::NotFound);
         assert_eq!(Page::from_path("/practices/a/b"), Page::NotFound);
         assert_eq!(Page::from_path("/api/practices.csv"), Page::NotFound);
+        assert_eq!(Page::from_path("/map"), Page::Map);
+        assert!(!Page::Map.is_the_apps() && !Page::NotFound.is_the_apps());
+        assert!(Page::List.is_the_apps());
     }
 }

@@ -82,7 +82,7 @@ pub fn watch(ctx: Ctx, page: Memo<Page>) {
         late.set(true);
     });
     Effect::new(move |_| {
-        if taken_over() || page.get() == Page::NotFound || !ctx.ready.get() {
+        if taken_over() || !page.get().is_the_apps() || !ctx.ready.get() {
             return;
         }
         let shown = ctx.shown.get().unwrap_or(0);
