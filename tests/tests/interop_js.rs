@@ -238,7 +238,7 @@ async fn an_ibis_node_syncs_through_a_js_server_it_dials() {
 }
 
 /// A JS client with nothing of a stored document is answered straight from the node's
-/// snapshot (`sync::fresh`, no load): automerge-repo takes that answer, acknowledges it, and
+/// snapshot (`sync::stored_answer`, no load): automerge-repo takes that answer, acknowledges it, and
 /// its later change is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_js_client_takes_a_document_served_from_the_stored_snapshot() {

@@ -221,7 +221,7 @@ async fn an_ibis_node_syncs_through_a_samod_server_it_dials() {
 }
 
 /// A samod client with nothing of a stored document is answered straight from the node's
-/// snapshot (`sync::fresh`, no load), takes it, and its later change is kept.
+/// snapshot (`sync::stored_answer`, no load), takes it, and its later change is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_samod_client_takes_a_document_served_from_the_stored_snapshot() {
     tokio::time::timeout(Duration::from_secs(90), async {

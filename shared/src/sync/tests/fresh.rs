@@ -1,4 +1,4 @@
-//! Fresh peers answered from stored snapshots (`sync::fresh`).
+//! Fresh peers answered from stored snapshots (`sync::stored_answer`).
 
 use automerge::{ReadDoc, ROOT};
 

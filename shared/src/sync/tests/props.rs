@@ -52,7 +52,7 @@ enum Op {
 }
 
 /// A random step. `cold` favours restarts, opens and idle time, so replicas often ask for
-/// documents their peers hold only in storage (what `sync::fresh` serves unloaded).
+/// documents their peers hold only in storage (what `sync::stored_answer` serves unloaded).
 fn op(replicas: usize, links: usize, cold: bool) -> impl Strategy<Value = Op> {
     let (write, open, restart, advance) = if cold { (3, 4, 3, 3) } else { (4, 1, 1, 1) };
     prop_oneof![
@@ -113,7 +113,7 @@ struct World {
 
 impl World {
     /// `read_any`: every peer may read everything, so what storage holds is served to
-    /// fresh peers without loading it (`sync::fresh`).
+    /// fresh peers without loading it (`sync::stored_answer`).
     fn new(topology: &'static Topology, read_any: bool) -> Self {
         let mut sim = Sim::new();
         for name in topology.names {

@@ -1,5 +1,5 @@
 //! Changes from several peers to one document applied together
-//! ([`crate::sync::incoming`]): one apply, one write, and the same result as one by one.
+//! ([`crate::sync::deferred`]): one apply, one write, and the same result as one by one.
 
 use super::sim::*;
 use super::*;
