@@ -95,6 +95,28 @@ async fn practices_are_placed_on_the_map_by_their_coordinates_or_their_city() {
         assert!(fr.body.contains("Les pratiques sur une carte"));
         let sitemap = get(addr, "/sitemap.xml", &[]).await;
         assert!(sitemap.body.contains("/map</loc>"));
+
+        // Where a city is, for the app: anyone may ask; a malformed question is refused.
+        let lisbon = get(addr, "/api/places?country=PT&city=lisbon", &[]).await;
+        assert_eq!(lisbon.status, 200, "{}", lisbon.body);
+        assert!(lisbon.body.contains("\"lat\":38."), "{}", lisbon.body);
+        assert_eq!(
+            get(addr, "/api/places?country=PT&city=Atlantis", &[])
+                .await
+                .status,
+            404
+        );
+        let long = format!("/api/places?country=PT&city={}", "a".repeat(5_000));
+        for hostile in [
+            "/api/places?country=PT",
+            "/api/places?country=%FF%FE&city=x",
+            "/api/places?country=PT&city=Lisboa&country=FR",
+            "/api/places?country=PT&city=Lisboa&debug=1",
+            long.as_str(),
+        ] {
+            let answer = get(addr, hostile, &[]).await;
+            assert_eq!(answer.status, 400, "{hostile}: {}", answer.body);
+        }
         node.shutdown().await.unwrap();
     })
     .await

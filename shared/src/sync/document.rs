@@ -327,10 +327,53 @@ impl Held<'_> {
         } else {
             write.len()
         };
-        *encoded = Some((heads, write));
+        // Kept only for a write that will happen: a refused, oversized one would otherwise
+        // stay in memory (up to the limit and more, per document) until the next persist.
+        *encoded = (estimate <= limit).then_some((heads, write));
         if estimate <= limit || !self.persisted {
             return estimate;
         }
         estimate.min(doc.save().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{Automerge, ROOT};
+
+    use super::Document;
+
+    /// A document holding `len` letters that do not compress.
+    fn with_text(len: usize) -> Automerge {
+        let mut seed = 12_345u32;
+        let text: String = (0..len)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                char::from(b'a' + (seed >> 16) as u8 % 26)
+            })
+            .collect();
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "text", text).expect("put");
+        tx.commit();
+        doc
+    }
+
+    #[test]
+    fn a_size_check_keeps_its_encoding_for_the_write_only_within_the_limit() {
+        let mut within = Document::empty(0);
+        within.set_doc(with_text(100));
+        let size = within.stored_size(1_000_000);
+        assert!(within
+            .encoded
+            .as_ref()
+            .is_some_and(|(_, b)| b.len() == size));
+
+        // Refused as too large: nothing of it is kept in memory.
+        let mut oversized = Document::empty(0);
+        oversized.set_doc(with_text(100_000));
+        assert!(oversized.stored_size(1_000) > 1_000);
+        assert!(oversized.encoded.is_none());
     }
 }
